@@ -1,0 +1,205 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <set>
+#include <sstream>
+
+#include "common/openssl.h"
+
+namespace ocsp::config {
+namespace {
+
+// Configuration errors travel inside this exception only within this file; LoadConfig turns it into a value.
+struct ConfigError {
+  std::string message;
+};
+
+void RejectUnknownKeys(const toml::table& table, const std::set<std::string_view>& known,
+                       const std::string& where) {
+  for (const auto& [key, value] : table) {
+    if (!known.contains(key.str())) {
+      throw ConfigError{"unknown key " + where + std::string(key.str())};
+    }
+  }
+}
+
+template <typename T>
+T Integer(const toml::table& table, std::string_view key, T fallback, T minimum, T maximum,
+          const std::string& where) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return fallback;
+  const auto* value = node->as_integer();
+  if (value == nullptr) throw ConfigError{where + std::string(key) + " must be an integer"};
+  const std::int64_t v = value->get();
+  if (v < static_cast<std::int64_t>(minimum) || v > static_cast<std::int64_t>(maximum)) {
+    throw ConfigError{where + std::string(key) + " = " + std::to_string(v) + " is outside " +
+                      std::to_string(minimum) + ".." + std::to_string(maximum)};
+  }
+  return static_cast<T>(v);
+}
+
+std::optional<std::string> String(const toml::table& table, std::string_view key, const std::string& where) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return std::nullopt;
+  const auto* value = node->as_string();
+  if (value == nullptr) throw ConfigError{where + std::string(key) + " must be a string"};
+  return value->get();
+}
+
+std::filesystem::path Path(const std::filesystem::path& base, const std::string& text) {
+  std::filesystem::path path(text);
+  return path.is_absolute() ? path : (base / path).lexically_normal();
+}
+
+const toml::table* Table(const toml::table& root, std::string_view key) {
+  const toml::node* node = root.get(key);
+  if (node == nullptr) return nullptr;
+  if (!node->is_table()) throw ConfigError{"[" + std::string(key) + "] must be a table"};
+  return node->as_table();
+}
+
+ListenAddress Listen(const std::string& text, const std::string& where) {
+  auto address = ParseListenAddress(text);
+  if (!address) throw ConfigError{where + ": " + address.error().message};
+  return *address;
+}
+
+Config Build(const toml::table& root, const std::filesystem::path& base) {
+  Config config;
+  RejectUnknownKeys(root, {"responder", "store", "metrics", "import", "issuer"}, "");
+
+  if (const toml::table* responder = Table(root, "responder")) {
+    const std::string where = "responder.";
+    RejectUnknownKeys(*responder,
+                      {"listen", "workers", "signer_threads", "max_request_bytes", "max_pending_signatures",
+                       "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds"},
+                      where);
+    if (auto listen = String(*responder, "listen", where)) config.listen = Listen(*listen, where + "listen");
+    config.workers = Integer<unsigned>(*responder, "workers", config.workers, 1, 256, where);
+    config.signer_threads = Integer<unsigned>(*responder, "signer_threads", config.signer_threads, 1, 256, where);
+    config.max_request_bytes =
+        Integer<std::size_t>(*responder, "max_request_bytes", config.max_request_bytes, 256, 1 << 20, where);
+    config.max_pending_signatures = Integer<std::size_t>(*responder, "max_pending_signatures",
+                                                         config.max_pending_signatures, 1, 1 << 20, where);
+    config.max_certids_per_request =
+        Integer<unsigned>(*responder, "max_certids_per_request", config.max_certids_per_request, 1, 1000, where);
+    config.http_timeout_seconds =
+        Integer<unsigned>(*responder, "http_timeout_seconds", config.http_timeout_seconds, 1, 3600, where);
+    config.next_update_grace_seconds = Integer<UnixSeconds>(
+        *responder, "next_update_grace_seconds", config.next_update_grace_seconds, 0, 7 * 86400, where);
+  }
+
+  if (const toml::table* store = Table(root, "store")) {
+    const std::string where = "store.";
+    RejectUnknownKeys(*store, {"path", "map_size_mib"}, where);
+    if (auto path = String(*store, "path", where)) config.store_path = Path(base, *path);
+    config.map_size_bytes =
+        Integer<std::size_t>(*store, "map_size_mib", config.map_size_bytes >> 20, 1, std::size_t{1} << 24, where)
+        << 20;
+  }
+
+  if (const toml::table* metrics = Table(root, "metrics")) {
+    const std::string where = "metrics.";
+    RejectUnknownKeys(*metrics, {"listen"}, where);
+    if (auto listen = String(*metrics, "listen", where)) {
+      if (listen->empty()) {
+        config.metrics_listen.reset();
+      } else {
+        config.metrics_listen = Listen(*listen, where + "listen");
+      }
+    }
+  }
+
+  if (const toml::table* import = Table(root, "import")) {
+    const std::string where = "import.";
+    RejectUnknownKeys(*import, {"max_clock_skew_seconds"}, where);
+    config.import_max_clock_skew_seconds = Integer<UnixSeconds>(
+        *import, "max_clock_skew_seconds", config.import_max_clock_skew_seconds, 0, 86400, where);
+  }
+
+  if (const toml::node* issuers = root.get("issuer")) {
+    const toml::array* list = issuers->as_array();
+    if (list == nullptr) throw ConfigError{"issuer must be an array of tables ([[issuer]])"};
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::table* table = list->get(i)->as_table();
+      const std::string where = "issuer[" + std::to_string(i) + "].";
+      if (table == nullptr) throw ConfigError{where + " must be a table"};
+      RejectUnknownKeys(*table, {"name", "certificate", "responder_certificate", "responder_key"}, where);
+      IssuerConfig issuer;
+      auto require = [&](std::string_view key) {
+        auto value = String(*table, key, where);
+        if (!value || value->empty()) throw ConfigError{where + std::string(key) + " is required"};
+        return *value;
+      };
+      issuer.name = require("name");
+      issuer.certificate = Path(base, require("certificate"));
+      issuer.responder_certificate = Path(base, require("responder_certificate"));
+      issuer.responder_key = Path(base, require("responder_key"));
+      config.issuers.push_back(std::move(issuer));
+    }
+  }
+  return config;
+}
+
+}  // namespace
+
+std::string ListenAddress::ToString() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<ListenAddress> ParseListenAddress(std::string_view text) {
+  ListenAddress address;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Fail(ErrorCode::kInvalidArgument, "\"" + std::string(text) + "\" is not [IPv6]:port");
+    }
+    address.host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Fail(ErrorCode::kInvalidArgument, "\"" + std::string(text) + "\" is not host:port");
+    }
+    address.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+  }
+  if (address.host.empty()) address.host = "0.0.0.0";
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return Fail(ErrorCode::kInvalidArgument, "\"" + std::string(port) + "\" is not a port number");
+  }
+  address.port = static_cast<std::uint16_t>(value);
+  return address;
+}
+
+Result<Config> ParseConfig(std::string_view text, const std::filesystem::path& base) {
+  try {
+    const toml::table root = toml::parse(text);
+    return Build(root, base);
+  } catch (const toml::parse_error& error) {
+    std::ostringstream message;
+    message << error.description() << " at line " << error.source().begin.line << ", column "
+            << error.source().begin.column;
+    return Fail(ErrorCode::kInvalidArgument, message.str());
+  } catch (const ConfigError& error) {
+    return Fail(ErrorCode::kInvalidArgument, error.message);
+  }
+}
+
+Result<Config> LoadConfig(const std::filesystem::path& path) {
+  auto data = ReadFile(path);
+  if (!data) return std::unexpected(data.error());
+  const std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  auto config = ParseConfig(std::string_view(reinterpret_cast<const char*>(data->data()), data->size()), base);
+  if (!config) return Fail(config.error().code, path.string() + ": " + config.error().message);
+  config->source = path;
+  return config;
+}
+
+}  // namespace ocsp::config
