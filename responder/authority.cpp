@@ -1,0 +1,111 @@
+#include "responder/authority.h"
+
+#include <algorithm>
+
+namespace ocsp::responder {
+namespace {
+
+Decision Exception(signer::ResponseStatus status, metrics::Outcome outcome, std::string reason) {
+  Decision decision;
+  decision.exception = status;
+  decision.outcome = outcome;
+  decision.reason = std::move(reason);
+  return decision;
+}
+
+// The outcome a whole response is counted as: the most serious status in it.
+int Severity(signer::CertStatus status) {
+  switch (status) {
+    case signer::CertStatus::kGood: return 0;
+    case signer::CertStatus::kUnknown: return 1;
+    case signer::CertStatus::kRevoked: return 2;
+  }
+  return 0;
+}
+
+metrics::Outcome OutcomeOf(signer::CertStatus status) {
+  switch (status) {
+    case signer::CertStatus::kGood: return metrics::Outcome::kGood;
+    case signer::CertStatus::kUnknown: return metrics::Outcome::kUnknown;
+    case signer::CertStatus::kRevoked: return metrics::Outcome::kRevoked;
+  }
+  return metrics::Outcome::kInternalError;
+}
+
+}  // namespace
+
+Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) const {
+  using signer::CertStatus;
+  using signer::ResponseStatus;
+  const UnixSeconds now = clock_.Now();
+  Decision decision;
+  decision.answers.reserve(request.certs.size());
+  int worst = -1;
+
+  for (const RequestedCert& cert : request.certs) {
+    if (!cert.algorithm) {
+      return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
+                       "CertID hash algorithm not served");
+    }
+    const auto index = issuers_.Resolve(*cert.algorithm, cert.name_hash, cert.key_hash);
+    if (!index) {
+      return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized, "issuer not served");
+    }
+    const signer::Signer* signer = signers_[*index];
+    if (decision.signer != nullptr && decision.signer != signer) {
+      return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
+                       "CertIDs of issuers with different responder certificates in one request");
+    }
+    decision.signer = signer;
+
+    signer::SingleAnswer answer;
+    answer.cert_id = cert.cert_id;
+    auto state = store_.GetIssuerState(txn, issuers_.at(*index).id);
+    if (!state) {
+      return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError, state.error().Describe());
+    }
+    if (!*state || !(*state)->current_crl) {
+      // Nothing is known about this issuer's revocations yet: say so, and promise nothing about the future.
+      answer.status = CertStatus::kUnknown;
+      answer.this_update = now;
+    } else {
+      const store::CrlSummary& crl = *(*state)->current_crl;
+      if (crl.next_update && *crl.next_update + grace_ < now) {
+        return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+                         "the issuer's CRL is past its nextUpdate");
+      }
+      answer.this_update = std::min(crl.this_update, now);
+      answer.next_update = crl.next_update;
+      auto revoked = store_.GetRevoked(txn, (*state)->issuer_no, cert.serial);
+      if (!revoked) {
+        return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError,
+                         revoked.error().Describe());
+      }
+      if (*revoked) {
+        answer.status = CertStatus::kRevoked;
+        answer.revocation_time = (*revoked)->revocation_time;
+        if ((*revoked)->reason) answer.reason = static_cast<int>(*(*revoked)->reason);
+        answer.invalidity_date = (*revoked)->invalidity_date;
+      } else {
+        answer.status = CertStatus::kGood;
+      }
+      if (answer.next_update) {
+        decision.next_update = decision.next_update ? std::min(*decision.next_update, *answer.next_update)
+                                                    : *answer.next_update;
+      }
+    }
+    if (Severity(answer.status) > worst) {
+      worst = Severity(answer.status);
+      decision.outcome = OutcomeOf(answer.status);
+    }
+    decision.answers.push_back(answer);
+  }
+  // A response with an unknown answer and no nextUpdate must not be cached for long.
+  if (std::any_of(decision.answers.begin(), decision.answers.end(),
+                  [](const signer::SingleAnswer& a) { return !a.next_update; })) {
+    decision.next_update.reset();
+  }
+  return decision;
+}
+
+}  // namespace ocsp::responder

@@ -1,0 +1,58 @@
+// StatusAuthority: the one place that decides what a request is answered, from the store's facts.
+//
+//   CertID hash we do not serve, or an issuer not configured  -> unauthorized (unsigned)
+//   issuer configured, no CRL imported yet                    -> unknown (signed, no nextUpdate)
+//   serial in the issuer's current CRL                        -> revoked, with the CRL entry's time, reason
+//                                                                and invalidity date
+//   serial absent from the current CRL                        -> good
+//   the CRL's nextUpdate plus the grace period has passed     -> tryLater: never an expired answer
+//   the store fails                                           -> internalError
+// thisUpdate and nextUpdate are the CRL's (thisUpdate never later than now).
+// Thread safety: Decide is const and may run on many threads at once, each with its own transaction.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "metrics/metrics.h"
+#include "responder/request.h"
+#include "signer/signer.h"
+#include "store/store.h"
+
+namespace ocsp::responder {
+
+struct Decision {
+  metrics::Outcome outcome = metrics::Outcome::kInternalError;
+  // Set for the exception statuses, which are sent unsigned; otherwise `signer` signs `answers`.
+  std::optional<signer::ResponseStatus> exception;
+  const signer::Signer* signer = nullptr;
+  std::vector<signer::SingleAnswer> answers;
+  std::optional<UnixSeconds> next_update;  // the earliest of the answers', for HTTP caching
+  std::string reason;                      // why an exception was chosen, for the debug log
+};
+
+class StatusAuthority {
+ public:
+  // `signers[i]` answers for `issuers.at(i)`.
+  StatusAuthority(const store::Store& store, const store::IssuerDirectory& issuers,
+                  std::vector<const signer::Signer*> signers, const Clock& clock,
+                  UnixSeconds next_update_grace_seconds)
+      : store_(store),
+        issuers_(issuers),
+        signers_(std::move(signers)),
+        clock_(clock),
+        grace_(next_update_grace_seconds) {}
+
+  [[nodiscard]] Decision Decide(MDB_txn* txn, const DecodedRequest& request) const;
+
+ private:
+  const store::Store& store_;
+  const store::IssuerDirectory& issuers_;
+  std::vector<const signer::Signer*> signers_;
+  const Clock& clock_;
+  UnixSeconds grace_;
+};
+
+}  // namespace ocsp::responder

@@ -1,0 +1,44 @@
+// Decoding of OCSP requests as they arrive over HTTP (RFC 6960 4.1 and Appendix A).
+//
+// A request that does not decode, or that decodes but breaks the rules (no CertID, too many CertIDs, a nonce
+// outside RFC 9654's 1-128 octets), is malformedRequest; the error message says why, for the debug log.
+// Thread safety: pure functions; a DecodedRequest is owned by one thread at a time.
+#pragma once
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/openssl.h"
+#include "common/result.h"
+#include "store/issuer.h"
+
+namespace ocsp::responder {
+
+struct RequestLimits {
+  unsigned max_certids = 8;
+};
+
+struct RequestedCert {
+  const OCSP_CERTID* cert_id = nullptr;  // owned by DecodedRequest::request
+  std::optional<store::HashAlgorithm> algorithm;  // nullopt: a hash we do not serve
+  ByteView name_hash;
+  ByteView key_hash;
+  Bytes serial;  // minimal unsigned magnitude
+};
+
+struct DecodedRequest {
+  UniquePtr<OCSP_REQUEST> request;
+  std::vector<RequestedCert> certs;
+  std::optional<Bytes> nonce;  // the nonce extension's extnValue bytes, to echo verbatim
+};
+
+Result<DecodedRequest> DecodeRequest(ByteView der, const RequestLimits& limits);
+
+// The DER request carried in a GET path: `path` is what follows the responder's prefix, still URL-encoded.
+// Tolerates what clients really send: leading or doubled slashes before the data, '%2F', '%2B', '%3D' in any
+// case, '+' turned into a space, the URL-safe alphabet, and missing '=' padding.
+Result<Bytes> DecodeGetPath(std::string_view path);
+
+}  // namespace ocsp::responder
