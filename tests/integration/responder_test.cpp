@@ -1,0 +1,395 @@
+// End to end: ocspctl imports a CRL into a store, ocsp-responder answers on loopback, and independent clients
+// (openssl ocsp, GnuTLS ocsptool, curl) check every answer.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <regex>
+
+#include "tests/integration/process.h"
+#include "tests/support/test_pki.h"
+
+using namespace ocsp;
+using namespace ocsp::testing;
+
+namespace {
+
+// The way `openssl ocsp` prints a time: "Nov 21 07:46:47 2026 GMT".
+std::string OpensslTime(UnixSeconds seconds) {
+  UniquePtr<ASN1_GENERALIZEDTIME> time = ToGeneralizedTime(seconds);
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  ASN1_TIME_print(bio.get(), time.get());
+  char* data = nullptr;
+  const long length = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(length));
+}
+
+std::string Hex(std::uint64_t serial) {
+  char text[32];
+  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(serial));
+  return text;
+}
+
+class Appliance {
+ public:
+  explicit Appliance(bool start = true) {
+    ca_.Write(dir_.path());
+    stranger_.Write(dir_.path(), "stranger-");
+    for (std::uint64_t serial : {0x1001, 0x1002, 0x1003, 0x1004, 0x1005, 0x1006, 0x1007}) {
+      auto key = GenerateKey();
+      CertificateOptions options;
+      options.subject = "/C=JP/O=JPKI-TEST/CN=Holder " + Hex(serial);
+      options.is_ca = false;
+      options.serial = static_cast<long>(serial);
+      auto leaf = MakeCertificate(key.get(), options, ca_.certificate.get(), ca_.key.get());
+      WriteFile(dir_.path() / ("leaf-" + Hex(serial) + ".pem"), ToPem(leaf.get()));
+    }
+    WriteFile(config_path(), R"(
+[responder]
+listen = "127.0.0.1:0"
+workers = 2
+signer_threads = 2
+max_request_bytes = 4096
+[store]
+path = "store"
+map_size_mib = 64
+[metrics]
+listen = "127.0.0.1:0"
+[[issuer]]
+name = "test-signing-ca"
+certificate = "ca.pem"
+responder_certificate = "responder.pem"
+responder_key = "responder.key"
+)");
+    WriteCrl("crl.der", StandardCrl());
+    if (start) Start();
+  }
+
+  void Start() {
+    responder_ = std::make_unique<Background>(
+        std::vector<std::string>{OCSP_RESPONDER_BINARY, "--config", config_path().string()},
+        dir_.path() / "responder.log");
+    const std::string log = responder_->WaitForLog("event=metrics_listening");
+    std::smatch match;
+    REQUIRE(std::regex_search(log, match, std::regex("event=listening address=127\\.0\\.0\\.1:(\\d+)")));
+    url_ = "http://127.0.0.1:" + match[1].str() + "/";
+    REQUIRE(std::regex_search(log, match, std::regex("event=metrics_listening address=127\\.0\\.0\\.1:(\\d+)")));
+    metrics_url_ = "http://127.0.0.1:" + match[1].str() + "/metrics";
+  }
+
+  CrlOptions StandardCrl() const {
+    CrlOptions options;
+    options.number = 10;
+    options.this_update = this_update_;
+    options.next_update = next_update_;
+    options.revoked = {
+        {Serial(0x1002), revoked_at_, 1, invalidity_},  // keyCompromise with an invalidity date
+        {Serial(0x1003), revoked_at_, 3, std::nullopt},  // affiliationChanged: a resident record changed
+        {Serial(0x1004), revoked_at_, 5, std::nullopt},  // cessationOfOperation: death or emigration
+        {Serial(0x1005), revoked_at_, 6, std::nullopt},  // certificateHold: final in JPKI
+        {Serial(0x1007), revoked_at_, std::nullopt, std::nullopt},  // no reason code at all
+    };
+    return options;
+  }
+
+  void WriteCrl(const std::string& name, const CrlOptions& options) const {
+    WriteFile(dir_.path() / name, ToDer(ca_.Crl(options).get()));
+  }
+
+  CommandResult Import(const std::string& crl_name, const std::string& issuer = "ca.pem") const {
+    return Run({OCSP_CTL_BINARY, "--config", config_path().string(), "import", "--issuer",
+                (dir_.path() / issuer).string(), (dir_.path() / crl_name).string()});
+  }
+
+  // `openssl ocsp` over POST, verifying the signature against the delegated responder certificate.
+  CommandResult Query(const std::vector<std::uint64_t>& serials, const std::string& digest = "-sha1",
+                      const std::string& issuer = "ca.pem", const std::string& responder = "responder.pem") const {
+    std::vector<std::string> argv{"openssl", "ocsp", "-issuer", (dir_.path() / issuer).string(), digest};
+    for (std::uint64_t serial : serials) {
+      argv.push_back("-serial");
+      argv.push_back(Hex(serial));
+    }
+    for (const std::string& arg : {std::string("-url"), url_, std::string("-VAfile"),
+                                   (dir_.path() / responder).string(), std::string("-resp_text")}) {
+      argv.push_back(arg);
+    }
+    return Run(argv);
+  }
+
+  // HTTP status code from curl, the body saved to `body`.
+  std::string Curl(const std::vector<std::string>& extra, const std::filesystem::path& body,
+                   const std::filesystem::path& headers = "/dev/null") const {
+    std::vector<std::string> argv{"curl", "-s", "-o", body.string(), "-D", headers.string(), "-w", "%{http_code}"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Run(argv).output;
+  }
+
+  [[nodiscard]] std::filesystem::path path(const std::string& name) const { return dir_.path() / name; }
+  [[nodiscard]] std::filesystem::path config_path() const { return dir_.path() / "ocsp-responder.toml"; }
+  [[nodiscard]] const std::string& url() const { return url_; }
+  [[nodiscard]] const std::string& metrics_url() const { return metrics_url_; }
+  Background& responder() { return *responder_; }
+
+  const UnixSeconds now_ = SystemClock().Now();
+  const UnixSeconds this_update_ = now_ - 600;
+  const UnixSeconds next_update_ = now_ + 86400;
+  const UnixSeconds revoked_at_ = now_ - 7200;
+  const UnixSeconds invalidity_ = now_ - 3 * 86400;
+
+ private:
+  TempDir dir_;
+  TestCa ca_ = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Test Signing CA", KeyType::kRsa2048);
+  TestCa stranger_ = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Stranger CA");
+  std::unique_ptr<Background> responder_;
+  std::string url_;
+  std::string metrics_url_;
+};
+
+bool Contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+// The block `openssl ocsp` prints for one serial, up to the next serial line.
+std::string StatusBlock(const std::string& output, std::uint64_t serial) {
+  const std::string head = Hex(serial) + ": ";
+  const auto start = output.find(head);
+  if (start == std::string::npos) return {};
+  const auto end = output.find("\n0x", start + head.size());
+  return output.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+}  // namespace
+
+TEST_CASE("integration: before any CRL is imported, a configured issuer's serials are unknown") {
+  Appliance appliance;
+  const CommandResult result = appliance.Query({0x1001});
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK(Contains(result.output, "Response verify OK"));
+  CHECK(Contains(result.output, "0x1001: unknown"));
+}
+
+TEST_CASE("integration: after import, openssl ocsp verifies good and revoked answers with reasons and times") {
+  Appliance appliance;  // started before the import: the running responder must see the new CRL
+  const CommandResult import = appliance.Import("crl.der");
+  INFO(import.output);
+  REQUIRE(import.exit_code == 0);
+  CHECK(Contains(import.output, "imported CRL 10"));
+  CHECK(Contains(import.output, "5 revoked"));
+
+  const CommandResult result = appliance.Query({0x1001, 0x1002, 0x1003, 0x1004, 0x1005, 0x1006, 0x1007});
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK(Contains(result.output, "Response verify OK"));
+
+  const std::string this_update = "This Update: " + OpensslTime(appliance.this_update_);
+  const std::string next_update = "Next Update: " + OpensslTime(appliance.next_update_);
+  const std::string revoked_at = "Revocation Time: " + OpensslTime(appliance.revoked_at_);
+  for (std::uint64_t good : {0x1001, 0x1006}) {
+    const std::string block = StatusBlock(result.output, good);
+    CHECK(Contains(block, Hex(good) + ": good"));
+    CHECK(Contains(block, this_update));
+    CHECK(Contains(block, next_update));
+  }
+  const std::vector<std::pair<std::uint64_t, std::string>> revoked{{0x1002, "keyCompromise"},
+                                                                   {0x1003, "affiliationChanged"},
+                                                                   {0x1004, "cessationOfOperation"},
+                                                                   {0x1005, "certificateHold"}};
+  for (const auto& [serial, reason] : revoked) {
+    const std::string block = StatusBlock(result.output, serial);
+    CHECK(Contains(block, Hex(serial) + ": revoked"));
+    CHECK(Contains(block, "Reason: " + reason));
+    CHECK(Contains(block, revoked_at));
+    CHECK(Contains(block, this_update));
+    CHECK(Contains(block, next_update));
+  }
+  const std::string no_reason = StatusBlock(result.output, 0x1007);
+  CHECK(Contains(no_reason, "0x1007: revoked"));
+  CHECK_FALSE(Contains(no_reason, "Reason:"));
+  // The invalidity date travels as a single extension.
+  CHECK(Contains(result.output, "Invalidity Date"));
+  CHECK(Contains(result.output, OpensslTime(appliance.invalidity_)));
+}
+
+TEST_CASE("integration: SHA-1 and SHA-256 CertIDs are both answered, each with its own hash algorithm") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  for (const std::string digest : {"-sha1", "-sha256"}) {
+    const CommandResult result = appliance.Query({0x1002}, digest);
+    INFO(result.output);
+    CHECK(Contains(result.output, "Response verify OK"));
+    CHECK(Contains(result.output, "0x1002: revoked"));
+    CHECK(Contains(result.output, "Hash Algorithm: " + digest.substr(1)));
+  }
+}
+
+TEST_CASE("integration: GET requests are answered like POST, however the path is encoded") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const std::string ca = appliance.path("ca.pem").string();
+  const std::string request = appliance.path("req.der").string();
+  REQUIRE(Run({"openssl", "ocsp", "-issuer", ca, "-serial", "0x1003", "-no_nonce", "-reqout", request}).exit_code == 0);
+  const Bytes der = *ReadFile(request);
+  std::string base64(4 * ((der.size() + 2) / 3) + 1, '\0');
+  base64.resize(static_cast<std::size_t>(
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(base64.data()), der.data(), static_cast<int>(der.size()))));
+  std::string escaped;
+  for (char c : base64) escaped += c == '/' ? "%2F" : c == '+' ? "%2B" : c == '=' ? "%3D" : std::string(1, c);
+
+  for (const std::string& path : {base64, escaped, "/" + base64}) {
+    const auto body = appliance.path("get.der");
+    const auto headers = appliance.path("get.headers");
+    CHECK(appliance.Curl({appliance.url() + path}, body, headers) == "200");
+    const CommandResult verify = Run({"openssl", "ocsp", "-issuer", ca, "-serial", "0x1003", "-no_nonce", "-respin",
+                                      body.string(), "-VAfile", appliance.path("responder.pem").string()});
+    INFO(path);
+    INFO(verify.output);
+    CHECK(Contains(verify.output, "Response verify OK"));
+    CHECK(Contains(verify.output, "0x1003: revoked"));
+    const std::string header_text = ReadText(headers);
+    CHECK(Contains(header_text, "Content-Type: application/ocsp-response"));
+    // No nonce: a cache may keep it until the CRL's nextUpdate.
+    CHECK(Contains(header_text, "public, no-transform, must-revalidate"));
+  }
+}
+
+TEST_CASE("integration: an issuer the responder does not serve is unauthorized and not cached") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const CommandResult result = appliance.Query({0x1001}, "-sha1", "stranger-ca.pem", "stranger-responder.pem");
+  INFO(result.output);
+  CHECK(Contains(result.output, "Responder Error: unauthorized (6)"));
+
+  const std::string request = appliance.path("stranger.der").string();
+  REQUIRE(Run({"openssl", "ocsp", "-issuer", appliance.path("stranger-ca.pem").string(), "-serial", "1", "-reqout",
+               request})
+              .exit_code == 0);
+  const auto headers = appliance.path("stranger.headers");
+  CHECK(appliance.Curl({"--data-binary", "@" + request, "-H", "Content-Type: application/ocsp-request",
+                        appliance.url()},
+                       appliance.path("stranger.resp"), headers) == "200");
+  CHECK(Contains(ReadText(headers), "Cache-Control: max-age=0, no-cache"));
+}
+
+TEST_CASE("integration: bad requests get clear answers and the responder keeps serving") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const auto body = appliance.path("bad.resp");
+  WriteFile(appliance.path("garbage.bin"), std::string_view("\x30\x82\xff\xff not an OCSP request"));
+  SUBCASE("garbage POST body: malformedRequest") {
+    CHECK(appliance.Curl({"--data-binary", "@" + appliance.path("garbage.bin").string(), "-H",
+                          "Content-Type: application/ocsp-request", appliance.url()},
+                         body) == "200");
+    const CommandResult parsed = Run({"openssl", "ocsp", "-respin", body.string(), "-resp_text", "-noverify"});
+    CHECK(Contains(parsed.output, "malformedrequest (1)"));
+  }
+  SUBCASE("garbage GET path: malformedRequest") {
+    CHECK(appliance.Curl({appliance.url() + "not*base64"}, body) == "200");
+    const CommandResult parsed = Run({"openssl", "ocsp", "-respin", body.string(), "-resp_text", "-noverify"});
+    CHECK(Contains(parsed.output, "malformedrequest (1)"));
+  }
+  SUBCASE("POST without the OCSP content type: 415") {
+    CHECK(appliance.Curl({"--data-binary", "@" + appliance.path("garbage.bin").string(), "-H",
+                          "Content-Type: text/plain", appliance.url()},
+                         body) == "415");
+  }
+  SUBCASE("a body over the limit: 413") {
+    WriteFile(appliance.path("big.bin"), std::string(64 * 1024, 'x'));
+    CHECK(appliance.Curl({"--data-binary", "@" + appliance.path("big.bin").string(), "-H",
+                          "Content-Type: application/ocsp-request", appliance.url()},
+                         body) == "413");
+  }
+  SUBCASE("another method: 405") {
+    CHECK(appliance.Curl({"-X", "DELETE", appliance.url()}, body) == "405");
+  }
+  const CommandResult still = appliance.Query({0x1001});
+  CHECK(Contains(still.output, "0x1001: good"));
+}
+
+TEST_CASE("integration: GnuTLS ocsptool verifies good and revoked answers") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  for (const auto& [serial, status] : std::vector<std::pair<std::uint64_t, std::string>>{{0x1001, "good"},
+                                                                                       {0x1002, "revoked"}}) {
+    const CommandResult result = Run({"ocsptool", "--ask=" + appliance.url(), "--load-issuer",
+                                      appliance.path("ca.pem").string(), "--load-cert",
+                                      appliance.path("leaf-" + Hex(serial) + ".pem").string(), "--load-signer",
+                                      appliance.path("responder.pem").string()});
+    INFO(result.output);
+    CHECK(result.exit_code == 0);
+    CHECK(Contains(result.output, "Verifying OCSP Response: Success."));
+    CHECK(Contains(result.output, "Certificate Status: " + status));
+  }
+}
+
+TEST_CASE("integration: a refused CRL changes nothing, and the responder keeps its answers") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const Bytes before = *ReadFile(appliance.path("store") / "data.mdb");
+
+  CrlOptions older = appliance.StandardCrl();
+  older.number = 9;
+  older.revoked.clear();  // would turn every serial good if it were accepted
+  appliance.WriteCrl("older.der", older);
+  const CommandResult refused = appliance.Import("older.der");
+  INFO(refused.output);
+  CHECK(refused.exit_code == 1);
+  CHECK(Contains(refused.output, "refused, the store is unchanged"));
+  CHECK(Contains(refused.output, "CRL number 9 is lower than the held CRL number 10"));
+
+  const CommandResult wrong_issuer = appliance.Import("crl.der", "stranger-ca.pem");
+  CHECK(wrong_issuer.exit_code == 1);
+  CHECK(Contains(wrong_issuer.output, "not by OU=Stranger CA"));
+
+  CHECK(*ReadFile(appliance.path("store") / "data.mdb") == before);
+  const CommandResult result = appliance.Query({0x1002});
+  CHECK(Contains(result.output, "0x1002: revoked"));
+}
+
+TEST_CASE("integration: a newer CRL takes effect in the running responder") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  CHECK(Contains(appliance.Query({0x1006}).output, "0x1006: good"));
+  CrlOptions next = appliance.StandardCrl();
+  next.number = 11;
+  next.revoked.push_back({Serial(0x1006), appliance.now_ - 60, 4, std::nullopt});  // superseded on reissue
+  appliance.WriteCrl("next.der", next);
+  REQUIRE(appliance.Import("next.der").exit_code == 0);
+  const CommandResult result = appliance.Query({0x1006});
+  INFO(result.output);
+  CHECK(Contains(result.output, "0x1006: revoked"));
+  CHECK(Contains(result.output, "Reason: superseded"));
+}
+
+TEST_CASE("integration: /metrics counts requests by outcome on its own listener") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  appliance.Query({0x1001});
+  appliance.Query({0x1002});
+  appliance.Query({0x1001}, "-sha1", "stranger-ca.pem", "stranger-responder.pem");
+  const auto body = appliance.path("metrics.txt");
+  REQUIRE(appliance.Curl({appliance.metrics_url()}, body) == "200");
+  const std::string text = ReadText(body);
+  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"good\"} 1"));
+  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"revoked\"} 1"));
+  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"unauthorized\"} 1"));
+  CHECK(Contains(text, "ocsp_responder_request_duration_seconds_count 3"));
+  // The OCSP port does not serve metrics.
+  CHECK(appliance.Curl({appliance.url() + "metrics"}, body) == "200");
+  CHECK_FALSE(Contains(ReadText(body), "ocsp_responder_requests_total"));
+}
+
+TEST_CASE("integration: SIGTERM stops the responder cleanly") {
+  Appliance appliance;
+  CHECK(appliance.responder().Stop() == 0);
+  CHECK(Contains(ReadText(appliance.path("responder.log")), "event=stopped"));
+}
+
+TEST_CASE("integration: --check-config names what is wrong") {
+  Appliance appliance(/*start=*/false);
+  CommandResult ok = Run({OCSP_RESPONDER_BINARY, "--config", appliance.config_path().string(), "--check-config"});
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+  std::filesystem::permissions(appliance.path("responder.key"), std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  CommandResult bad = Run({OCSP_RESPONDER_BINARY, "--config", appliance.config_path().string(), "--check-config"});
+  CHECK(bad.exit_code == 2);
+  CHECK(Contains(bad.output, "readable or writable by others"));
+}

@@ -1,0 +1,163 @@
+#include <doctest/doctest.h>
+
+#include "importer/crl_import.h"
+#include "responder/authority.h"
+#include "tests/support/test_pki.h"
+
+using namespace ocsp;
+using namespace ocsp::responder;
+using ocsp::testing::CrlOptions;
+using ocsp::testing::MakeRequest;
+using ocsp::testing::Serial;
+using ocsp::testing::TempDir;
+using ocsp::testing::TestCa;
+using ocsp::testing::ToDer;
+using metrics::Outcome;
+using signer::CertStatus;
+using signer::ResponseStatus;
+
+namespace {
+
+struct Fixture {
+  TempDir dir;
+  TestCa ca = TestCa::Create();
+  TestCa unconfigured = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Unconfigured CA");
+  FakeClock clock{SystemClock().Now()};
+  store::Store store = *store::Store::Open(dir.path() / "store", {});
+  store::IssuerDirectory issuers;
+  std::unique_ptr<signer::Signer> signer;
+
+  Fixture() {
+    ca.Write(dir.path());
+    REQUIRE(issuers.Add(*store::IssuerIdentity::FromCertificate(ca.certificate.get())).has_value());
+    auto loaded = signer::Signer::Load({dir.path() / "responder.pem", dir.path() / "responder.key"},
+                                       ca.certificate.get(), clock.Now());
+    REQUIRE(loaded.has_value());
+    signer = std::make_unique<signer::Signer>(std::move(*loaded));
+  }
+
+  void ImportCrl(const CrlOptions& options) {
+    REQUIRE(importer::CrlImporter(store, clock).Import(ca.certificate.get(), ToDer(ca.Crl(options).get())));
+  }
+
+  Decision Decide(const Bytes& request_der, UnixSeconds grace = 0) {
+    StatusAuthority authority(store, issuers, {signer.get()}, clock, grace);
+    auto decoded = DecodeRequest(request_der, {});
+    REQUIRE(decoded.has_value());
+    auto txn = store.BeginRead();
+    REQUIRE(txn.has_value());
+    decoded_ = std::move(*decoded);
+    return authority.Decide(txn->get(), decoded_);
+  }
+
+  DecodedRequest decoded_;
+};
+
+CrlOptions StandardCrl(UnixSeconds now) {
+  CrlOptions options;
+  options.number = 3;
+  options.this_update = now - 600;
+  options.next_update = now + 86400;
+  options.revoked = {{Serial(0x1002), now - 7200, 1, now - 86400}, {Serial(0x1005), now - 3600, 6, std::nullopt}};
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("authority: before any CRL, a configured issuer's serials are unknown without nextUpdate") {
+  Fixture f;
+  Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+  REQUIRE_FALSE(decision.exception.has_value());
+  CHECK(decision.outcome == Outcome::kUnknown);
+  REQUIRE(decision.answers.size() == 1);
+  CHECK(decision.answers[0].status == CertStatus::kUnknown);
+  CHECK_FALSE(decision.answers[0].next_update.has_value());
+  CHECK_FALSE(decision.next_update.has_value());
+}
+
+TEST_CASE("authority: with a current CRL, listed serials are revoked and the others good") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  f.ImportCrl(StandardCrl(now));
+  SUBCASE("revoked, with the entry's time, reason and invalidity date") {
+    Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1002)}, EVP_sha256()));
+    REQUIRE(decision.answers.size() == 1);
+    const auto& answer = decision.answers[0];
+    CHECK(decision.outcome == Outcome::kRevoked);
+    CHECK(answer.status == CertStatus::kRevoked);
+    CHECK(answer.revocation_time == now - 7200);
+    CHECK(answer.reason == 1);
+    CHECK(answer.invalidity_date == now - 86400);
+    CHECK(answer.this_update == now - 600);
+    CHECK(answer.next_update == now + 86400);
+    CHECK(decision.signer == f.signer.get());
+  }
+  SUBCASE("certificateHold is answered revoked (JPKI never releases a hold)") {
+    Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1005)}, EVP_sha1()));
+    CHECK(decision.answers[0].status == CertStatus::kRevoked);
+    CHECK(decision.answers[0].reason == 6);
+  }
+  SUBCASE("good, with the CRL's times") {
+    Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+    CHECK(decision.outcome == Outcome::kGood);
+    CHECK(decision.answers[0].status == CertStatus::kGood);
+    CHECK(decision.answers[0].this_update == now - 600);
+    CHECK(decision.next_update == now + 86400);
+  }
+  SUBCASE("several CertIDs are answered together and counted by the most serious") {
+    Decision decision =
+        f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001), Serial(0x1002)}, EVP_sha1()));
+    REQUIRE(decision.answers.size() == 2);
+    CHECK(decision.answers[0].status == CertStatus::kGood);
+    CHECK(decision.answers[1].status == CertStatus::kRevoked);
+    CHECK(decision.outcome == Outcome::kRevoked);
+  }
+}
+
+TEST_CASE("authority: an issuer that is not configured is unauthorized, even with a CRL in the store") {
+  Fixture f;
+  CrlOptions options;
+  REQUIRE(importer::CrlImporter(f.store, f.clock)
+              .Import(f.unconfigured.certificate.get(), ToDer(f.unconfigured.Crl(options).get())));
+  Decision decision = f.Decide(MakeRequest(f.unconfigured.certificate.get(), {Serial(1)}, EVP_sha1()));
+  REQUIRE(decision.exception.has_value());
+  CHECK(*decision.exception == ResponseStatus::kUnauthorized);
+  CHECK(decision.outcome == Outcome::kUnauthorized);
+}
+
+TEST_CASE("authority: a request mixing a served and an unserved issuer is unauthorized") {
+  Fixture f;
+  f.ImportCrl(StandardCrl(f.clock.Now()));
+  Bytes der;
+  {
+    UniquePtr<OCSP_REQUEST> request(OCSP_REQUEST_new());
+    OCSP_request_add0_id(request.get(), ocsp::testing::MakeCertId(f.ca.certificate.get(), Serial(1), EVP_sha1()).release());
+    OCSP_request_add0_id(request.get(),
+                         ocsp::testing::MakeCertId(f.unconfigured.certificate.get(), Serial(1), EVP_sha1()).release());
+    der.resize(static_cast<std::size_t>(i2d_OCSP_REQUEST(request.get(), nullptr)));
+    unsigned char* cursor = der.data();
+    i2d_OCSP_REQUEST(request.get(), &cursor);
+  }
+  Decision decision = f.Decide(der);
+  REQUIRE(decision.exception.has_value());
+  CHECK(*decision.exception == ResponseStatus::kUnauthorized);
+}
+
+TEST_CASE("authority: past the CRL's nextUpdate plus grace the answer is tryLater, never an expired response") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  f.ImportCrl(StandardCrl(now));
+  const Bytes request = MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1());
+  f.clock.Set(now + 86400 + 30);
+  SUBCASE("no grace") {
+    Decision decision = f.Decide(request);
+    REQUIRE(decision.exception.has_value());
+    CHECK(*decision.exception == ResponseStatus::kTryLater);
+    CHECK(decision.outcome == Outcome::kTryLater);
+  }
+  SUBCASE("within the grace period") {
+    Decision decision = f.Decide(request, 60);
+    CHECK_FALSE(decision.exception.has_value());
+    CHECK(decision.outcome == Outcome::kGood);
+  }
+}
