@@ -1,0 +1,537 @@
+#include "importer/crl_parser.h"
+
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "common/openssl.h"
+#include "importer/der.h"
+
+namespace ocsp::importer {
+namespace {
+
+// OID contents (DER, without tag and length).
+constexpr std::array<std::uint8_t, 3> kReasonCode{0x55, 0x1d, 0x15};
+constexpr std::array<std::uint8_t, 3> kHoldInstruction{0x55, 0x1d, 0x17};
+constexpr std::array<std::uint8_t, 3> kInvalidityDate{0x55, 0x1d, 0x18};
+constexpr std::array<std::uint8_t, 3> kCertificateIssuer{0x55, 0x1d, 0x1d};
+constexpr std::array<std::uint8_t, 3> kIssuerAltName{0x55, 0x1d, 0x12};
+constexpr std::array<std::uint8_t, 3> kCrlNumber{0x55, 0x1d, 0x14};
+constexpr std::array<std::uint8_t, 3> kDeltaCrlIndicator{0x55, 0x1d, 0x1b};
+constexpr std::array<std::uint8_t, 3> kIssuingDistributionPoint{0x55, 0x1d, 0x1c};
+constexpr std::array<std::uint8_t, 3> kAuthorityKeyIdentifier{0x55, 0x1d, 0x23};
+constexpr std::array<std::uint8_t, 3> kFreshestCrl{0x55, 0x1d, 0x2e};
+constexpr std::array<std::uint8_t, 8> kAuthorityInfoAccess{0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};
+
+template <std::size_t N>
+bool Is(ByteView oid, const std::array<std::uint8_t, N>& expected) {
+  return oid.size() == N && std::memcmp(oid.data(), expected.data(), N) == 0;
+}
+
+std::string OidText(ByteView oid) {
+  const unsigned char* cursor = oid.data();
+  // Re-wrap the contents as a full OBJECT IDENTIFIER for OpenSSL's printer.
+  Bytes full{der::kOid, static_cast<std::uint8_t>(oid.size())};
+  if (oid.size() >= 0x80) return ToHex(oid);
+  full.insert(full.end(), oid.begin(), oid.end());
+  cursor = full.data();
+  ASN1_OBJECT* object = d2i_ASN1_OBJECT(nullptr, &cursor, static_cast<long>(full.size()));
+  if (object == nullptr) {
+    ERR_clear_error();
+    return ToHex(oid);
+  }
+  char text[128];
+  OBJ_obj2txt(text, sizeof text, object, 1);
+  ASN1_OBJECT_free(object);
+  return text;
+}
+
+struct Extension {
+  ByteView oid;
+  bool critical = false;
+  ByteView value;  // extnValue contents
+  std::size_t offset = 0;
+};
+
+// Calls `visit` for each Extension in an Extensions SEQUENCE; refuses duplicates (RFC 5280 4.2).
+template <typename Visit>
+Result<void> ForEachExtension(const Tlv& extensions, std::string_view where, Visit visit) {
+  DerReader list = DerReader::Inside(extensions);
+  if (list.empty()) return std::unexpected(DerError(extensions.offset, where, "empty extension list"));
+  std::array<ByteView, 16> seen{};
+  std::size_t seen_count = 0;
+  while (!list.empty()) {
+    auto extension = list.Expect(der::kSequence, where);
+    if (!extension) return std::unexpected(extension.error());
+    DerReader fields = DerReader::Inside(*extension);
+    auto oid = fields.Expect(der::kOid, where);
+    if (!oid) return std::unexpected(oid.error());
+    Extension parsed{oid->value, false, {}, extension->offset};
+    auto critical = fields.Optional(der::kBoolean, where);
+    if (!critical) return std::unexpected(critical.error());
+    if (*critical) {
+      const ByteView flag = (*critical)->value;
+      if (flag.size() != 1 || (flag[0] != 0x00 && flag[0] != 0xff)) {
+        return std::unexpected(DerError((*critical)->offset, where, "malformed BOOLEAN"));
+      }
+      parsed.critical = flag[0] == 0xff;
+    }
+    auto value = fields.Expect(der::kOctetString, where);
+    if (!value) return std::unexpected(value.error());
+    if (!fields.empty()) return std::unexpected(DerError(fields.offset(), where, "trailing data in an extension"));
+    parsed.value = value->value;
+    for (std::size_t i = 0; i < seen_count; ++i) {
+      if (seen[i].size() == parsed.oid.size() && std::memcmp(seen[i].data(), parsed.oid.data(), parsed.oid.size()) == 0) {
+        return std::unexpected(DerError(extension->offset, where, "extension " + OidText(parsed.oid) + " appears twice"));
+      }
+    }
+    if (seen_count < seen.size()) seen[seen_count++] = parsed.oid;
+    if (auto result = visit(parsed); !result) return result;
+  }
+  return {};
+}
+
+Result<Tlv> ParseSingle(ByteView value, std::size_t offset, std::string_view what) {
+  DerReader reader(value, offset);
+  auto tlv = reader.Next(what);
+  if (!tlv) return std::unexpected(tlv.error());
+  if (!reader.empty()) return std::unexpected(DerError(reader.offset(), what, "trailing data"));
+  return tlv;
+}
+
+std::string PrintName(ByteView name_der) {
+  const unsigned char* cursor = name_der.data();
+  UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &cursor, static_cast<long>(name_der.size())));
+  if (!name) {
+    ERR_clear_error();
+    return "(undecodable name)";
+  }
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(bio.get(), name.get(), 0, XN_FLAG_RFC2253);
+  char* text = nullptr;
+  const long length = BIO_get_mem_data(bio.get(), &text);
+  return std::string(text, static_cast<std::size_t>(length));
+}
+
+Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extension) {
+  constexpr std::string_view kWhat = "issuingDistributionPoint";
+  auto sequence = ParseSingle(extension.value, extension.offset, kWhat);
+  if (!sequence) return std::unexpected(sequence.error());
+  if (sequence->tag != der::kSequence) return std::unexpected(DerError(sequence->offset, kWhat, "not a SEQUENCE"));
+  IssuingDistributionPoint point;
+  bool only_user = false, only_ca = false;
+  DerReader fields = DerReader::Inside(*sequence);
+  while (!fields.empty()) {
+    auto field = fields.Next(kWhat);
+    if (!field) return std::unexpected(field.error());
+    const bool flag = field->value.size() == 1 && field->value[0] == 0xff;
+    switch (field->tag) {
+      case 0xa0: {  // distributionPoint [0] DistributionPointName
+        auto name = ParseSingle(field->value, field->offset + 2, kWhat);
+        if (!name) return std::unexpected(name.error());
+        point.distribution_point.assign(name->encoding.begin(), name->encoding.end());
+        if (name->tag == 0xa0) {  // fullName [0] GeneralNames
+          DerReader names = DerReader::Inside(*name);
+          while (!names.empty()) {
+            auto general = names.Next(kWhat);
+            if (!general) return std::unexpected(general.error());
+            if (!point.name.empty()) point.name += ", ";
+            if (general->tag == 0x86) {
+              point.name += "URI:" + std::string(general->value.begin(), general->value.end());
+            } else if (general->tag == 0xa4) {
+              point.name += "DirName:" + PrintName(general->value);
+            } else {
+              point.name += "name:" + ToHex(general->encoding);
+            }
+          }
+        } else {
+          point.name = "relative:" + ToHex(name->encoding);
+        }
+        break;
+      }
+      case 0x81: only_user = flag; break;
+      case 0x82: only_ca = flag; break;
+      case 0xa3:
+      case 0x83:
+        return std::unexpected(DerError(field->offset, kWhat, "onlySomeReasons partitions are not supported"));
+      case 0x84:
+        if (flag) return std::unexpected(DerError(field->offset, kWhat, "indirect CRLs are not supported"));
+        break;
+      case 0x85:
+        if (flag) return std::unexpected(DerError(field->offset, kWhat, "attribute-certificate CRLs are not supported"));
+        break;
+      default:
+        return std::unexpected(DerError(field->offset, kWhat, "unknown field"));
+    }
+  }
+  if (only_user && only_ca) return std::unexpected(DerError(extension.offset, kWhat, "both onlyContainsUserCerts and onlyContainsCACerts"));
+  point.scope = only_ca ? PartitionScope::kCaCerts : PartitionScope::kUserCerts;
+  if (point.distribution_point.empty() && point.scope == PartitionScope::kUserCerts && !only_user) {
+    return std::unexpected(DerError(extension.offset, kWhat, "names no distribution point and no scope"));
+  }
+  if (point.name.empty()) point.name = only_ca ? "ARL" : "user certificates";
+  return point;
+}
+
+Result<void> ReadCrlExtension(const Extension& extension, CrlHeader& header) {
+  if (Is(extension.oid, kCrlNumber) || Is(extension.oid, kDeltaCrlIndicator)) {
+    const bool delta = Is(extension.oid, kDeltaCrlIndicator);
+    const std::string_view what = delta ? "deltaCRLIndicator" : "cRLNumber";
+    auto integer = ParseSingle(extension.value, extension.offset, what);
+    if (!integer) return std::unexpected(integer.error());
+    if (integer->tag != der::kInteger) return std::unexpected(DerError(integer->offset, what, "not an INTEGER"));
+    auto magnitude = ReadUnsignedInteger(*integer, what, 20);
+    if (!magnitude) return std::unexpected(magnitude.error());
+    (delta ? header.delta_base : header.crl_number) = Bytes(magnitude->begin(), magnitude->end());
+    return {};
+  }
+  if (Is(extension.oid, kAuthorityKeyIdentifier)) {
+    auto sequence = ParseSingle(extension.value, extension.offset, "authorityKeyIdentifier");
+    if (!sequence) return std::unexpected(sequence.error());
+    DerReader fields = DerReader::Inside(*sequence);
+    auto key_id = fields.Optional(0x80, "authorityKeyIdentifier");
+    if (!key_id) return std::unexpected(key_id.error());
+    if (*key_id) header.authority_key_id = Bytes((*key_id)->value.begin(), (*key_id)->value.end());
+    return {};
+  }
+  if (Is(extension.oid, kIssuingDistributionPoint)) {
+    auto point = ParseDistributionPoint(extension);
+    if (!point) return std::unexpected(point.error());
+    header.distribution_point = std::move(*point);
+    return {};
+  }
+  if (Is(extension.oid, kFreshestCrl) || Is(extension.oid, kAuthorityInfoAccess) || Is(extension.oid, kIssuerAltName)) {
+    return {};  // informational for us
+  }
+  if (extension.critical) {
+    return std::unexpected(
+        DerError(extension.offset, "CRL extension", "unknown critical extension " + OidText(extension.oid)));
+  }
+  return {};
+}
+
+Result<void> ReadEntryExtension(const Extension& extension, CrlEntry& entry) {
+  if (Is(extension.oid, kReasonCode)) {
+    auto value = ParseSingle(extension.value, extension.offset, "reasonCode");
+    if (!value) return std::unexpected(value.error());
+    if (value->tag != der::kEnumerated || value->value.size() != 1) {
+      return std::unexpected(DerError(value->offset, "reasonCode", "not a one-octet ENUMERATED"));
+    }
+    const std::uint8_t code = value->value[0];
+    if (code > 10 || code == 7) {
+      return std::unexpected(DerError(value->offset, "reasonCode", std::to_string(code) + " is not a CRLReason"));
+    }
+    entry.reason = static_cast<store::Reason>(code);
+    return {};
+  }
+  if (Is(extension.oid, kInvalidityDate)) {
+    auto value = ParseSingle(extension.value, extension.offset, "invalidityDate");
+    if (!value) return std::unexpected(value.error());
+    if (value->tag != der::kGeneralizedTime) {
+      return std::unexpected(DerError(value->offset, "invalidityDate", "not a GeneralizedTime"));
+    }
+    auto time = ReadTime(*value, "invalidityDate");
+    if (!time) return std::unexpected(time.error());
+    entry.invalidity_date = *time;
+    return {};
+  }
+  if (Is(extension.oid, kCertificateIssuer)) {
+    return std::unexpected(
+        DerError(extension.offset, "CRL entry", "certificateIssuer (an indirect CRL) is not supported"));
+  }
+  if (Is(extension.oid, kHoldInstruction)) return {};
+  if (extension.critical) {
+    return std::unexpected(
+        DerError(extension.offset, "CRL entry", "unknown critical extension " + OidText(extension.oid)));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<CrlParser> CrlParser::Open(ByteView der) {
+  DerReader top(der, 0);
+  auto certificate_list = top.Expect(der::kSequence, "CertificateList");
+  if (!certificate_list) return std::unexpected(certificate_list.error());
+  if (!top.empty()) return std::unexpected(DerError(top.offset(), "CertificateList", "trailing bytes after the CRL"));
+
+  CrlHeader header;
+  DerReader outer = DerReader::Inside(*certificate_list);
+  auto tbs = outer.Expect(der::kSequence, "tbsCertList");
+  if (!tbs) return std::unexpected(tbs.error());
+  header.tbs = tbs->encoding;
+  auto algorithm = outer.Expect(der::kSequence, "signatureAlgorithm");
+  if (!algorithm) return std::unexpected(algorithm.error());
+  header.signature_algorithm = algorithm->encoding;
+  auto signature = outer.Expect(der::kBitString, "signatureValue");
+  if (!signature) return std::unexpected(signature.error());
+  if (signature->value.empty() || signature->value[0] != 0) {
+    return std::unexpected(DerError(signature->offset, "signatureValue", "BIT STRING with unused bits"));
+  }
+  header.signature = signature->value.subspan(1);
+  if (!outer.empty()) return std::unexpected(DerError(outer.offset(), "CertificateList", "unexpected field"));
+
+  DerReader fields = DerReader::Inside(*tbs);
+  auto version = fields.Optional(der::kInteger, "version");
+  if (!version) return std::unexpected(version.error());
+  if (*version && ((*version)->value.size() != 1 || (*version)->value[0] != 1)) {
+    return std::unexpected(DerError((*version)->offset, "version", "only v2 (1) is defined"));
+  }
+  auto inner_algorithm = fields.Expect(der::kSequence, "signature");
+  if (!inner_algorithm) return std::unexpected(inner_algorithm.error());
+  header.tbs_signature_algorithm = inner_algorithm->encoding;
+  auto issuer = fields.Expect(der::kSequence, "issuer");
+  if (!issuer) return std::unexpected(issuer.error());
+  header.issuer = issuer->encoding;
+  auto this_update = fields.Next("thisUpdate");
+  if (!this_update) return std::unexpected(this_update.error());
+  auto this_time = ReadTime(*this_update, "thisUpdate");
+  if (!this_time) return std::unexpected(this_time.error());
+  header.this_update = *this_time;
+  if (auto tag = fields.PeekTag(); tag && IsTime(*tag)) {
+    auto next_update = fields.Next("nextUpdate");
+    if (!next_update) return std::unexpected(next_update.error());
+    auto next_time = ReadTime(*next_update, "nextUpdate");
+    if (!next_time) return std::unexpected(next_time.error());
+    header.next_update = *next_time;
+  }
+  auto revoked = fields.Optional(der::kSequence, "revokedCertificates");
+  if (!revoked) return std::unexpected(revoked.error());
+  if (*revoked) {
+    header.entries = (*revoked)->value;
+    header.entries_offset = (*revoked)->offset + ((*revoked)->encoding.size() - (*revoked)->value.size());
+  }
+  auto extensions = fields.Optional(der::kContext0Constructed, "crlExtensions");
+  if (!extensions) return std::unexpected(extensions.error());
+  if (*extensions) {
+    if (!*version) return std::unexpected(DerError((*extensions)->offset, "crlExtensions", "extensions in a v1 CRL"));
+    DerReader wrapper = DerReader::Inside(**extensions);
+    auto list = wrapper.Expect(der::kSequence, "crlExtensions");
+    if (!list) return std::unexpected(list.error());
+    if (!wrapper.empty()) return std::unexpected(DerError(wrapper.offset(), "crlExtensions", "trailing data"));
+    auto read = ForEachExtension(*list, "CRL extension",
+                                 [&](const Extension& extension) { return ReadCrlExtension(extension, header); });
+    if (!read) return std::unexpected(read.error());
+  }
+  if (!fields.empty()) return std::unexpected(DerError(fields.offset(), "tbsCertList", "unexpected field"));
+  return CrlParser(der, std::move(header));
+}
+
+namespace {
+
+Result<CrlEntry> ParseEntry(const Tlv& sequence) {
+  CrlEntry entry;
+  entry.offset = sequence.offset;
+  DerReader fields = DerReader::Inside(sequence);
+  auto serial = fields.Expect(der::kInteger, "CRL entry serial");
+  if (!serial) return std::unexpected(serial.error());
+  auto magnitude = ReadUnsignedInteger(*serial, "CRL entry serial", kMaxSerialOctets);
+  if (!magnitude) return std::unexpected(magnitude.error());
+  entry.serial = *magnitude;
+  auto date = fields.Next("CRL entry revocationDate");
+  if (!date) return std::unexpected(date.error());
+  auto when = ReadTime(*date, "CRL entry revocationDate");
+  if (!when) return std::unexpected(when.error());
+  entry.revocation_time = *when;
+  auto extensions = fields.Optional(der::kSequence, "crlEntryExtensions");
+  if (!extensions) return std::unexpected(extensions.error());
+  if (*extensions) {
+    auto read = ForEachExtension(**extensions, "CRL entry extension",
+                                 [&](const Extension& extension) { return ReadEntryExtension(extension, entry); });
+    if (!read) return std::unexpected(read.error());
+  }
+  if (!fields.empty()) return std::unexpected(DerError(fields.offset(), "CRL entry", "unexpected field"));
+  return entry;
+}
+
+}  // namespace
+
+EntryReader::EntryReader(ByteView entries, std::size_t base_offset) : entries_(entries), base_(base_offset) {}
+
+std::size_t EntryReader::offset() const { return base_ + position_; }
+
+Result<bool> EntryReader::Next(CrlEntry& out) {
+  if (position_ == entries_.size()) return false;
+  DerReader reader(entries_.subspan(position_), base_ + position_);
+  auto sequence = reader.Expect(der::kSequence, "CRL entry");
+  if (!sequence) return std::unexpected(sequence.error());
+  auto entry = ParseEntry(*sequence);
+  if (!entry) return std::unexpected(entry.error());
+  position_ += sequence->encoding.size();
+  out = *entry;
+  return true;
+}
+
+Result<CrlEntry> ReadEntryAt(ByteView der, std::size_t offset) {
+  if (offset >= der.size()) return Fail(ErrorCode::kInternal, "entry offset out of range");
+  DerReader reader(der.subspan(offset), offset);
+  auto sequence = reader.Expect(der::kSequence, "CRL entry");
+  if (!sequence) return std::unexpected(sequence.error());
+  return ParseEntry(*sequence);
+}
+
+Result<void> CrlParser::ForEachEntry(const Visitor& visit, const Progress& progress) const {
+  constexpr std::size_t kProgressStep = std::size_t{4} << 20;
+  EntryReader reader = Entries();
+  std::size_t next_report = header_.entries_offset + kProgressStep;
+  CrlEntry entry;
+  for (;;) {
+    auto more = reader.Next(entry);
+    if (!more) return std::unexpected(more.error());
+    if (!*more) break;
+    if (auto result = visit(entry); !result) return result;
+    if (progress && reader.offset() >= next_report) {
+      progress(reader.offset());
+      next_report = reader.offset() + kProgressStep;
+    }
+  }
+  if (progress) progress(reader.offset());
+  return {};
+}
+
+// --- Signature ---
+
+namespace {
+
+Result<const EVP_MD*> AllowedDigest(int nid, std::string_view what) {
+  switch (nid) {
+    case NID_sha256: return EVP_sha256();
+    case NID_sha384: return EVP_sha384();
+    case NID_sha512: return EVP_sha512();
+    case NID_sha1:
+      return Fail(ErrorCode::kRefused, std::string(what) + " uses SHA-1, which is no longer accepted");
+    default:
+      return Fail(ErrorCode::kRefused, std::string(what) + " uses an unsupported digest");
+  }
+}
+
+struct PssParameters {
+  const EVP_MD* digest = nullptr;
+  const EVP_MD* mgf1_digest = nullptr;
+  int salt_length = 20;
+};
+
+Result<PssParameters> ReadPssParameters(const X509_ALGOR* algorithm) {
+  UniquePtr<RSA_PSS_PARAMS> params(static_cast<RSA_PSS_PARAMS*>(
+      ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS), algorithm->parameter)));
+  if (!params) return Fail(ErrorCode::kInvalidArgument, "undecodable RSASSA-PSS parameters");
+  // Absent fields take RFC 4055's defaults: SHA-1, MGF1 with SHA-1, salt 20. SHA-1 is then refused.
+  PssParameters out;
+  auto hash = AllowedDigest(params->hashAlgorithm ? OBJ_obj2nid(params->hashAlgorithm->algorithm) : NID_sha1,
+                            "the RSASSA-PSS signature");
+  if (!hash) return std::unexpected(hash.error());
+  out.digest = *hash;
+  int mgf_nid = NID_sha1;
+  if (params->maskGenAlgorithm) {
+    if (OBJ_obj2nid(params->maskGenAlgorithm->algorithm) != NID_mgf1) {
+      return Fail(ErrorCode::kRefused, "RSASSA-PSS with a mask generation function other than MGF1");
+    }
+    UniquePtr<X509_ALGOR> mask_hash(static_cast<X509_ALGOR*>(
+        ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR), params->maskGenAlgorithm->parameter)));
+    if (!mask_hash) return Fail(ErrorCode::kInvalidArgument, "undecodable MGF1 parameters");
+    mgf_nid = OBJ_obj2nid(mask_hash->algorithm);
+  }
+  auto mgf = AllowedDigest(mgf_nid, "the RSASSA-PSS mask generation");
+  if (!mgf) return std::unexpected(mgf.error());
+  out.mgf1_digest = *mgf;
+  if (params->saltLength) {
+    const long salt = ASN1_INTEGER_get(params->saltLength);
+    if (salt < 0 || salt > 1024) return Fail(ErrorCode::kInvalidArgument, "RSASSA-PSS salt length out of range");
+    out.salt_length = static_cast<int>(salt);
+  }
+  if (params->trailerField && ASN1_INTEGER_get(params->trailerField) != 1) {
+    return Fail(ErrorCode::kInvalidArgument, "RSASSA-PSS trailer field other than 1");
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<SignatureCheck> SignatureCheck::Begin(const CrlHeader& header, EVP_PKEY* issuer_key) {
+  if (header.signature_algorithm.size() != header.tbs_signature_algorithm.size() ||
+      std::memcmp(header.signature_algorithm.data(), header.tbs_signature_algorithm.data(),
+                  header.signature_algorithm.size()) != 0) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the signed and the outer signature algorithms differ (RFC 5280 5.1.1.2)");
+  }
+  const unsigned char* cursor = header.signature_algorithm.data();
+  UniquePtr<X509_ALGOR> algorithm(
+      d2i_X509_ALGOR(nullptr, &cursor, static_cast<long>(header.signature_algorithm.size())));
+  if (!algorithm) return Fail(ErrorCode::kInvalidArgument, "undecodable signature algorithm: " + DrainOpenSslErrors());
+  const int signature_nid = OBJ_obj2nid(algorithm->algorithm);
+  const int key_type = EVP_PKEY_get_base_id(issuer_key);
+
+  SignatureCheck check;
+  check.tbs_ = header.tbs;
+  check.signature_ = header.signature;
+  check.context_.reset(EVP_MD_CTX_new());
+  if (!check.context_) return Fail(ErrorCode::kCrypto, DrainOpenSslErrors());
+
+  EVP_PKEY_CTX* key_context = nullptr;
+  if (signature_nid == NID_rsassaPss) {
+    if (key_type != EVP_PKEY_RSA && key_type != EVP_PKEY_RSA_PSS) {
+      return Fail(ErrorCode::kVerificationFailed, "an RSASSA-PSS signature but the CA key is not RSA");
+    }
+    auto pss = ReadPssParameters(algorithm.get());
+    if (!pss) return std::unexpected(pss.error());
+    if (EVP_DigestVerifyInit(check.context_.get(), &key_context, pss->digest, nullptr, issuer_key) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(key_context, RSA_PKCS1_PSS_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(key_context, pss->mgf1_digest) != 1 ||
+        EVP_PKEY_CTX_set_rsa_pss_saltlen(key_context, pss->salt_length) != 1) {
+      return Fail(ErrorCode::kCrypto, "preparing RSASSA-PSS verification: " + DrainOpenSslErrors());
+    }
+    return check;
+  }
+  const EVP_MD* digest = nullptr;
+  int digest_nid = NID_undef;
+  int algorithm_key_type = NID_undef;
+  if (OBJ_find_sigid_algs(signature_nid, &digest_nid, &algorithm_key_type) != 1) {
+    return Fail(ErrorCode::kRefused, "unsupported signature algorithm " + std::string(OBJ_nid2ln(signature_nid)));
+  }
+  if (algorithm_key_type == NID_ED25519) {
+    if (key_type != EVP_PKEY_ED25519) return Fail(ErrorCode::kVerificationFailed, "an Ed25519 signature but the CA key is not Ed25519");
+    check.one_shot_ = true;
+  } else {
+    const bool rsa = algorithm_key_type == NID_rsaEncryption && key_type == EVP_PKEY_RSA;
+    const bool ecdsa = algorithm_key_type == NID_X9_62_id_ecPublicKey && key_type == EVP_PKEY_EC;
+    if (!rsa && !ecdsa) {
+      return Fail(ErrorCode::kVerificationFailed,
+                  std::string("the signature algorithm ") + OBJ_nid2ln(signature_nid) + " does not match the CA's key type");
+    }
+    auto allowed = AllowedDigest(digest_nid, "the CRL's signature");
+    if (!allowed) return std::unexpected(allowed.error());
+    digest = *allowed;
+  }
+  if (EVP_DigestVerifyInit(check.context_.get(), &key_context, digest, nullptr, issuer_key) != 1) {
+    return Fail(ErrorCode::kCrypto, "preparing verification: " + DrainOpenSslErrors());
+  }
+  return check;
+}
+
+void SignatureCheck::HashUpTo(std::size_t end) {
+  if (one_shot_ || !context_) return;
+  end = std::min(end, tbs_.size());
+  if (end <= hashed_) return;
+  EVP_DigestVerifyUpdate(context_.get(), tbs_.data() + hashed_, end - hashed_);
+  hashed_ = end;
+}
+
+Result<void> SignatureCheck::Finish() {
+  int verdict = 0;
+  if (one_shot_) {
+    verdict = EVP_DigestVerify(context_.get(), signature_.data(), signature_.size(), tbs_.data(), tbs_.size());
+  } else {
+    HashUpTo(tbs_.size());
+    verdict = EVP_DigestVerifyFinal(context_.get(), signature_.data(), signature_.size());
+  }
+  if (verdict != 1) {
+    const std::string detail = DrainOpenSslErrors();
+    return Fail(ErrorCode::kVerificationFailed, "the CRL's signature does not verify with the CA's key (" + detail + ")");
+  }
+  return {};
+}
+
+}  // namespace ocsp::importer
