@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -8,8 +10,8 @@
 namespace ocsp::store {
 namespace {
 
-// On-disk layout, version 1 (docs/store-format.md). All integers big-endian.
-constexpr std::uint8_t kRecordVersion = 1;
+// On-disk layout, version 2 (docs/store-format.md). All integers big-endian.
+constexpr std::uint8_t kRecordVersion = 2;
 constexpr std::string_view kFormatKey = "format_version";
 constexpr std::string_view kNextIssuerNoKey = "next_issuer_no";
 
@@ -17,18 +19,29 @@ constexpr std::string_view kNextIssuerNoKey = "next_issuer_no";
 // imported_at i64, sha256[32], entry_count u64.
 constexpr std::size_t kCrlSummarySize = 4 + 1 + kMaxCrlNumberBytes + 1 + 8 + 8 + 8 + 32 + 8;
 static_assert(kCrlSummarySize == 90);
-// Issuer record: version u8, issuer_no u32, last_crl_id u32, has_crl u8, summary, certificate DER (rest).
-constexpr std::size_t kIssuerHeaderSize = 1 + 4 + 4 + 1 + kCrlSummarySize;
-static_assert(kIssuerHeaderSize == 100);
-// Revoked entry: version u8, flags u8, reason u8, reserved u8, revocation i64, invalidity i64, crl_id u32.
-constexpr std::size_t kEntrySize = 1 + 1 + 1 + 1 + 8 + 8 + 4;
-static_assert(kEntrySize == 24);
-// History record: version u8, summary.
-constexpr std::size_t kCrlRecordSize = 1 + kCrlSummarySize;
+// Issuer record: version u8, issuer_no u32, last_crl_id u32, last_partition_no u32, flags u8,
+// compromised_since i64, coverage (held u32, expected u32, complete u8, flags u8, oldest_this i64,
+// earliest_next i64, entries u64), then the certificate DER.
+constexpr std::size_t kCoverageSize = 4 + 4 + 1 + 1 + 8 + 8 + 8;
+constexpr std::size_t kIssuerHeaderSize = 1 + 4 + 4 + 4 + 1 + 8 + kCoverageSize;
+static_assert(kIssuerHeaderSize == 56);
+// Entry: version u8, flags u8, reason u8, reserved u8, revocation u32, invalidity u32, partition_no u32.
+constexpr std::size_t kEntrySize = 16;
+// Entry key: issuer_no u32, serial length u8, serial: numeric order is key order.
+constexpr std::size_t kMaxEntryKeySize = 4 + 1 + kMaxSerialBytes;
+// History record: version u8, partition_no u32, kind u8 (0 base, 1 delta), summary.
+constexpr std::size_t kCrlRecordSize = 1 + 4 + 1 + kCrlSummarySize;
 
+constexpr std::uint8_t kIssuerPinned = 0x01;
+constexpr std::uint8_t kIssuerCompromised = 0x02;
+constexpr std::uint8_t kCoverageHasNext = 0x01;
 constexpr std::uint8_t kCrlHasNextUpdate = 0x01;
 constexpr std::uint8_t kEntryHasReason = 0x01;
 constexpr std::uint8_t kEntryHasInvalidity = 0x02;
+constexpr std::uint8_t kEntryHoldKept = 0x04;
+constexpr std::uint8_t kPartitionExpected = 0x01;
+constexpr std::uint8_t kPartitionHasBase = 0x02;
+constexpr std::uint8_t kPartitionHasDelta = 0x04;
 
 void AppendI64(Bytes& out, std::int64_t value) { AppendU64(out, static_cast<std::uint64_t>(value)); }
 std::int64_t ReadI64(const std::uint8_t* in) { return static_cast<std::int64_t>(ReadU64(in)); }
@@ -68,43 +81,48 @@ Result<CrlSummary> DecodeCrlSummary(const std::uint8_t* in) {
   return crl;
 }
 
-Bytes IssuerNoPrefix(std::uint32_t issuer_no) {
+Bytes U32Key(std::uint32_t a) {
   Bytes key;
-  AppendU32(key, issuer_no);
+  AppendU32(key, a);
+  return key;
+}
+Bytes U32PairKey(std::uint32_t a, std::uint32_t b) {
+  Bytes key = U32Key(a);
+  AppendU32(key, b);
   return key;
 }
 
-// Key of an entry: issuer_no u32 || serial magnitude. Fixed-size buffer: no allocation on lookups.
 struct EntryKey {
-  std::array<std::uint8_t, 4 + kMaxSerialBytes> bytes{};
+  std::array<std::uint8_t, kMaxEntryKeySize> bytes{};
   std::size_t size = 0;
   [[nodiscard]] ByteView view() const { return {bytes.data(), size}; }
 };
 
-Result<EntryKey> MakeEntryKey(std::uint32_t issuer_no, ByteView serial) {
-  if (serial.empty() || serial.size() > kMaxSerialBytes) {
-    return Fail(ErrorCode::kInvalidArgument, "serial of " + std::to_string(serial.size()) + " octets");
-  }
-  EntryKey key;
+bool MakeEntryKey(std::uint32_t issuer_no, ByteView serial, EntryKey& key) {
+  if (serial.empty() || serial.size() > kMaxSerialBytes) return false;
   for (int i = 0; i < 4; ++i) key.bytes[i] = static_cast<std::uint8_t>(issuer_no >> (24 - 8 * i));
-  std::memcpy(key.bytes.data() + 4, serial.data(), serial.size());
-  key.size = 4 + serial.size();
-  return key;
+  key.bytes[4] = static_cast<std::uint8_t>(serial.size());
+  std::memcpy(key.bytes.data() + 5, serial.data(), serial.size());
+  key.size = 5 + serial.size();
+  return true;
 }
 
-Bytes EncodeEntry(const RevokedEntry& entry) {
-  Bytes out;
-  out.reserve(kEntrySize);
-  out.push_back(kRecordVersion);
+std::array<std::uint8_t, kEntrySize> EncodeEntry(const RevokedEntry& entry) {
+  std::array<std::uint8_t, kEntrySize> out{};
+  out[0] = kRecordVersion;
   std::uint8_t flags = 0;
   if (entry.reason) flags |= kEntryHasReason;
   if (entry.invalidity_date) flags |= kEntryHasInvalidity;
-  out.push_back(flags);
-  out.push_back(entry.reason ? static_cast<std::uint8_t>(*entry.reason) : 0);
-  out.push_back(0);
-  AppendI64(out, entry.revocation_time);
-  AppendI64(out, entry.invalidity_date.value_or(0));
-  AppendU32(out, entry.crl_id);
+  if (entry.hold_kept) flags |= kEntryHoldKept;
+  out[1] = flags;
+  out[2] = entry.reason ? static_cast<std::uint8_t>(*entry.reason) : 0;
+  auto put32 = [&](std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+  };
+  // Unsigned 32-bit seconds cover 1970-2106: every X.509 time a live JPKI certificate can carry.
+  put32(4, static_cast<std::uint32_t>(std::clamp<UnixSeconds>(entry.revocation_time, 0, 0xffffffffLL)));
+  put32(8, static_cast<std::uint32_t>(std::clamp<UnixSeconds>(entry.invalidity_date.value_or(0), 0, 0xffffffffLL)));
+  put32(12, entry.partition_no);
   return out;
 }
 
@@ -116,9 +134,10 @@ Result<RevokedEntry> DecodeEntry(ByteView value) {
   RevokedEntry entry;
   const std::uint8_t flags = in[1];
   if (flags & kEntryHasReason) entry.reason = static_cast<Reason>(in[2]);
-  entry.revocation_time = ReadI64(in + 4);
-  if (flags & kEntryHasInvalidity) entry.invalidity_date = ReadI64(in + 12);
-  entry.crl_id = ReadU32(in + 20);
+  entry.revocation_time = ReadU32(in + 4);
+  if (flags & kEntryHasInvalidity) entry.invalidity_date = ReadU32(in + 8);
+  entry.partition_no = ReadU32(in + 12);
+  entry.hold_kept = (flags & kEntryHoldKept) != 0;
   return entry;
 }
 
@@ -126,15 +145,76 @@ Result<IssuerState> DecodeIssuerState(ByteView value) {
   if (value.size() < kIssuerHeaderSize || value[0] != kRecordVersion) {
     return Fail(ErrorCode::kStore, "issuer record of an unknown version or size");
   }
+  const std::uint8_t* in = value.data();
   IssuerState state;
-  state.issuer_no = ReadU32(value.data() + 1);
-  state.last_crl_id = ReadU32(value.data() + 5);
-  if (value[9] != 0) {
-    auto crl = DecodeCrlSummary(value.data() + 10);
-    if (!crl) return std::unexpected(crl.error());
-    state.current_crl = *crl;
-  }
+  state.issuer_no = ReadU32(in + 1);
+  state.last_crl_id = ReadU32(in + 5);
+  state.last_partition_no = ReadU32(in + 9);
+  const std::uint8_t flags = in[13];
+  state.pinned = (flags & kIssuerPinned) != 0;
+  if (flags & kIssuerCompromised) state.compromised_since = ReadI64(in + 14);
+  const std::uint8_t* coverage = in + 22;
+  state.coverage.partitions_held = ReadU32(coverage);
+  state.coverage.partitions_expected = ReadU32(coverage + 4);
+  state.coverage.complete = coverage[8] != 0;
+  const std::uint8_t coverage_flags = coverage[9];
+  state.coverage.oldest_this_update = ReadI64(coverage + 10);
+  if (coverage_flags & kCoverageHasNext) state.coverage.earliest_next_update = ReadI64(coverage + 18);
+  state.coverage.entries = ReadU64(coverage + 26);
   return state;
+}
+
+Bytes EncodePartition(const PartitionRecord& partition) {
+  Bytes out;
+  out.push_back(kRecordVersion);
+  out.push_back(static_cast<std::uint8_t>(partition.scope));
+  std::uint8_t flags = 0;
+  if (partition.expected) flags |= kPartitionExpected;
+  if (partition.base) flags |= kPartitionHasBase;
+  if (partition.delta) flags |= kPartitionHasDelta;
+  out.push_back(flags);
+  AppendU32(out, partition.partition_no);
+  EncodeCrlSummary(out, partition.base.value_or(CrlSummary{}));
+  EncodeCrlSummary(out, partition.delta.value_or(CrlSummary{}));
+  AppendU32(out, static_cast<std::uint32_t>(partition.distribution_point.size()));
+  out.insert(out.end(), partition.distribution_point.begin(), partition.distribution_point.end());
+  AppendU32(out, static_cast<std::uint32_t>(partition.name.size()));
+  out.insert(out.end(), partition.name.begin(), partition.name.end());
+  return out;
+}
+
+Result<PartitionRecord> DecodePartition(ByteView value) {
+  constexpr std::size_t kFixed = 3 + 4 + 2 * kCrlSummarySize + 4;
+  if (value.size() < kFixed || value[0] != kRecordVersion) {
+    return Fail(ErrorCode::kStore, "partition record of an unknown version or size");
+  }
+  const std::uint8_t* in = value.data();
+  PartitionRecord partition;
+  partition.scope = static_cast<PartitionScope>(in[1]);
+  const std::uint8_t flags = in[2];
+  partition.expected = (flags & kPartitionExpected) != 0;
+  partition.partition_no = ReadU32(in + 3);
+  if (flags & kPartitionHasBase) {
+    auto base = DecodeCrlSummary(in + 7);
+    if (!base) return std::unexpected(base.error());
+    partition.base = *base;
+  }
+  if (flags & kPartitionHasDelta) {
+    auto delta = DecodeCrlSummary(in + 7 + kCrlSummarySize);
+    if (!delta) return std::unexpected(delta.error());
+    partition.delta = *delta;
+  }
+  std::size_t at = 7 + 2 * kCrlSummarySize;
+  const std::uint32_t dp_size = ReadU32(in + at);
+  at += 4;
+  if (at + dp_size + 4 > value.size()) return Fail(ErrorCode::kStore, "corrupt partition record");
+  partition.distribution_point.assign(in + at, in + at + dp_size);
+  at += dp_size;
+  const std::uint32_t name_size = ReadU32(in + at);
+  at += 4;
+  if (at + name_size != value.size()) return Fail(ErrorCode::kStore, "corrupt partition record");
+  partition.name.assign(reinterpret_cast<const char*>(in + at), name_size);
+  return partition;
 }
 
 Result<MDB_dbi> OpenDatabase(MDB_txn* txn, const char* name, bool create) {
@@ -145,7 +225,17 @@ Result<MDB_dbi> OpenDatabase(MDB_txn* txn, const char* name, bool create) {
   return dbi;
 }
 
+Bytes PartitionIdKey(std::uint32_t issuer_no, ByteView distribution_point) {
+  Bytes key = U32Key(issuer_no);
+  std::array<std::uint8_t, 32> digest{};
+  SHA256(distribution_point.data(), distribution_point.size(), digest.data());
+  key.insert(key.end(), digest.begin(), digest.end());
+  return key;
+}
+
 }  // namespace
+
+// --- CrlNumber, Reason, serial order ---
 
 Result<CrlNumber> CrlNumber::FromMagnitude(ByteView magnitude) {
   while (magnitude.size() > 1 && magnitude.front() == 0) magnitude = magnitude.subspan(1);
@@ -160,7 +250,6 @@ Result<CrlNumber> CrlNumber::FromMagnitude(ByteView magnitude) {
 }
 
 std::string CrlNumber::ToString() const {
-  // Repeated division of the big-endian magnitude by 10.
   std::vector<std::uint8_t> digits(bytes.begin(), bytes.begin() + length);
   std::string out;
   while (!digits.empty()) {
@@ -187,7 +276,6 @@ std::strong_ordering operator<=>(const CrlNumber& a, const CrlNumber& b) {
 }
 
 bool SerialLess(ByteView a, ByteView b) {
-  // Minimal magnitudes: a shorter one is smaller; equal lengths compare bytewise.
   if (a.size() != b.size()) return a.size() < b.size();
   return std::memcmp(a.data(), b.data(), a.size()) < 0;
 }
@@ -207,6 +295,8 @@ std::string_view ToString(Reason reason) {
   }
   return "invalid";
 }
+
+// --- Store ---
 
 Result<Store> Store::Open(const std::filesystem::path& directory, const StoreOptions& options) {
   Environment::Options env_options;
@@ -231,13 +321,6 @@ Result<Store> Store::Open(const std::filesystem::path& directory, const StoreOpt
   if (!meta) {
     return Fail(ErrorCode::kNotFound, "no store at " + directory.string() + " (" + meta.error().message + ")");
   }
-  auto issuers = OpenDatabase(raw, "issuers", create);
-  auto crls = OpenDatabase(raw, "crls", create);
-  auto entries = OpenDatabase(raw, "entries", create);
-  for (const auto* dbi : {&issuers, &crls, &entries}) {
-    if (!*dbi) return std::unexpected(dbi->error());
-  }
-
   auto version = Get(raw, *meta, AsBytes(kFormatKey));
   if (!version) return std::unexpected(version.error());
   if (!*version) {
@@ -250,11 +333,18 @@ Result<Store> Store::Open(const std::filesystem::path& directory, const StoreOpt
     return Fail(ErrorCode::kStore, "store at " + directory.string() + " has format version " + found +
                                        "; this build reads version " + std::to_string(kFormatVersion));
   }
-  // Commit even when nothing was written: it makes the database handles usable by later transactions.
-  // An unchanged transaction writes nothing to the data file.
+  std::array<MDB_dbi, 7> dbis{};
+  const std::array<const char*, 7> names{"issuers", "partitions", "partition_ids", "crls",
+                                         "entries", "compromises", "meta"};
+  for (std::size_t i = 0; i + 1 < names.size(); ++i) {
+    auto dbi = OpenDatabase(raw, names[i], create);
+    if (!dbi) return std::unexpected(dbi.error());
+    dbis[i] = *dbi;
+  }
+  // Committing makes the handles usable by later transactions; an unchanged transaction writes nothing.
   MDB_txn* to_commit = std::exchange(guard.txn, nullptr);
   if (int rc = mdb_txn_commit(to_commit); rc != 0) return std::unexpected(LmdbError(rc, "opening the store"));
-  return Store(std::move(*env), *meta, *issuers, *crls, *entries);
+  return Store(std::move(*env), *meta, dbis[0], dbis[1], dbis[2], dbis[3], dbis[4], dbis[5]);
 }
 
 Result<std::optional<IssuerState>> Store::GetIssuerState(MDB_txn* txn, const IssuerId& id) const {
@@ -272,8 +362,8 @@ Result<std::optional<IssuerRecord>> Store::GetIssuer(MDB_txn* txn, const IssuerI
   if (!*value) return std::optional<IssuerRecord>();
   auto state = DecodeIssuerState(**value);
   if (!state) return std::unexpected(state.error());
-  IssuerRecord record{id, *state, Bytes((*value)->begin() + kIssuerHeaderSize, (*value)->end())};
-  return std::optional<IssuerRecord>(std::move(record));
+  return std::optional<IssuerRecord>(
+      IssuerRecord{id, *state, Bytes((*value)->begin() + kIssuerHeaderSize, (*value)->end())});
 }
 
 Result<std::vector<IssuerRecord>> Store::ListIssuers(MDB_txn* txn) const {
@@ -297,11 +387,10 @@ Result<std::vector<IssuerRecord>> Store::ListIssuers(MDB_txn* txn) const {
   return out;
 }
 
-Result<std::optional<RevokedEntry>> Store::GetRevoked(MDB_txn* txn, std::uint32_t issuer_no,
-                                                      ByteView serial) const {
-  auto key = MakeEntryKey(issuer_no, serial);
-  if (!key) return std::optional<RevokedEntry>();  // a serial too long to store was never stored
-  auto value = Get(txn, entries_, key->view());
+Result<std::optional<RevokedEntry>> Store::GetRevoked(MDB_txn* txn, std::uint32_t issuer_no, ByteView serial) const {
+  EntryKey key;
+  if (!MakeEntryKey(issuer_no, serial, key)) return std::optional<RevokedEntry>();  // never storable
+  auto value = Get(txn, entries_, key.view());
   if (!value) return std::unexpected(value.error());
   if (!*value) return std::optional<RevokedEntry>();
   auto entry = DecodeEntry(**value);
@@ -309,25 +398,70 @@ Result<std::optional<RevokedEntry>> Store::GetRevoked(MDB_txn* txn, std::uint32_
   return std::optional<RevokedEntry>(*entry);
 }
 
-Result<std::optional<CrlSummary>> Store::GetCrl(MDB_txn* txn, std::uint32_t issuer_no,
-                                                std::uint32_t crl_id) const {
-  Bytes key = IssuerNoPrefix(issuer_no);
-  AppendU32(key, crl_id);
-  auto value = Get(txn, crls_, key);
+Result<std::optional<PartitionRecord>> Store::GetPartition(MDB_txn* txn, std::uint32_t issuer_no,
+                                                           std::uint32_t partition_no) const {
+  auto value = Get(txn, partitions_, U32PairKey(issuer_no, partition_no));
+  if (!value) return std::unexpected(value.error());
+  if (!*value) return std::optional<PartitionRecord>();
+  auto partition = DecodePartition(**value);
+  if (!partition) return std::unexpected(partition.error());
+  return std::optional<PartitionRecord>(std::move(*partition));
+}
+
+Result<std::optional<PartitionRecord>> Store::FindPartition(MDB_txn* txn, std::uint32_t issuer_no,
+                                                            ByteView distribution_point) const {
+  auto number = Get(txn, partition_ids_, PartitionIdKey(issuer_no, distribution_point));
+  if (!number) return std::unexpected(number.error());
+  if (!*number) return std::optional<PartitionRecord>();
+  return GetPartition(txn, issuer_no, ReadU32((*number)->data()));
+}
+
+Result<std::vector<PartitionRecord>> Store::ListPartitions(MDB_txn* txn, std::uint32_t issuer_no) const {
+  auto cursor = Cursor::Open(txn, partitions_);
+  if (!cursor) return std::unexpected(cursor.error());
+  const Bytes prefix = U32Key(issuer_no);
+  MDB_val key = ToVal(prefix);
+  MDB_val value{};
+  std::vector<PartitionRecord> out;
+  for (int rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_SET_RANGE);
+       rc == 0 && key.mv_size == 8 && std::memcmp(key.mv_data, prefix.data(), 4) == 0;
+       rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_NEXT)) {
+    auto partition = DecodePartition(FromVal(value));
+    if (!partition) return std::unexpected(partition.error());
+    out.push_back(std::move(*partition));
+  }
+  return out;
+}
+
+Result<std::optional<CrlSummary>> Store::GetCrl(MDB_txn* txn, std::uint32_t issuer_no, std::uint32_t crl_id) const {
+  auto value = Get(txn, crls_, U32PairKey(issuer_no, crl_id));
   if (!value) return std::unexpected(value.error());
   if (!*value) return std::optional<CrlSummary>();
   if ((*value)->size() != kCrlRecordSize || (**value)[0] != kRecordVersion) {
     return Fail(ErrorCode::kStore, "CRL record of an unknown version or size");
   }
-  auto crl = DecodeCrlSummary((*value)->data() + 1);
+  auto crl = DecodeCrlSummary((*value)->data() + 6);
   if (!crl) return std::unexpected(crl.error());
   return std::optional<CrlSummary>(*crl);
+}
+
+Result<std::optional<CompromiseRecord>> Store::GetCompromise(MDB_txn* txn, std::uint32_t issuer_no) const {
+  auto value = Get(txn, compromises_, U32Key(issuer_no));
+  if (!value) return std::unexpected(value.error());
+  if (!*value) return std::optional<CompromiseRecord>();
+  const ByteView bytes = **value;
+  if (bytes.size() < 17 || bytes[0] != kRecordVersion) return Fail(ErrorCode::kStore, "corrupt compromise record");
+  CompromiseRecord record;
+  record.since = ReadI64(bytes.data() + 1);
+  record.declared_at = ReadI64(bytes.data() + 9);
+  record.declared_by.assign(reinterpret_cast<const char*>(bytes.data() + 17), bytes.size() - 17);
+  return std::optional<CompromiseRecord>(std::move(record));
 }
 
 Result<std::uint64_t> Store::CountRevoked(MDB_txn* txn, std::uint32_t issuer_no) const {
   auto cursor = Cursor::Open(txn, entries_);
   if (!cursor) return std::unexpected(cursor.error());
-  const Bytes prefix = IssuerNoPrefix(issuer_no);
+  const Bytes prefix = U32Key(issuer_no);
   MDB_val key = ToVal(prefix);
   MDB_val value{};
   std::uint64_t count = 0;
@@ -339,17 +473,28 @@ Result<std::uint64_t> Store::CountRevoked(MDB_txn* txn, std::uint32_t issuer_no)
   return count;
 }
 
-Result<void> Store::PutIssuer(MDB_txn* txn, const IssuerId& id, const IssuerState& state,
-                              ByteView certificate_der) {
+Result<void> Store::PutIssuer(MDB_txn* txn, const IssuerRecord& issuer) {
+  const IssuerState& state = issuer.state;
   Bytes value;
-  value.reserve(kIssuerHeaderSize + certificate_der.size());
+  value.reserve(kIssuerHeaderSize + issuer.certificate_der.size());
   value.push_back(kRecordVersion);
   AppendU32(value, state.issuer_no);
   AppendU32(value, state.last_crl_id);
-  value.push_back(state.current_crl ? 1 : 0);
-  EncodeCrlSummary(value, state.current_crl.value_or(CrlSummary{}));
-  value.insert(value.end(), certificate_der.begin(), certificate_der.end());
-  return Put(txn, issuers_, id.view(), value);
+  AppendU32(value, state.last_partition_no);
+  std::uint8_t flags = 0;
+  if (state.pinned) flags |= kIssuerPinned;
+  if (state.compromised_since) flags |= kIssuerCompromised;
+  value.push_back(flags);
+  AppendI64(value, state.compromised_since.value_or(0));
+  AppendU32(value, state.coverage.partitions_held);
+  AppendU32(value, state.coverage.partitions_expected);
+  value.push_back(state.coverage.complete ? 1 : 0);
+  value.push_back(state.coverage.earliest_next_update ? kCoverageHasNext : 0);
+  AppendI64(value, state.coverage.oldest_this_update);
+  AppendI64(value, state.coverage.earliest_next_update.value_or(0));
+  AppendU64(value, state.coverage.entries);
+  value.insert(value.end(), issuer.certificate_der.begin(), issuer.certificate_der.end());
+  return Put(txn, issuers_, issuer.id.view(), value);
 }
 
 Result<IssuerRecord> Store::EnsureIssuer(WriteTxn& txn, const IssuerIdentity& identity) {
@@ -360,70 +505,261 @@ Result<IssuerRecord> Store::EnsureIssuer(WriteTxn& txn, const IssuerIdentity& id
   auto next = Get(txn.get(), meta_, AsBytes(kNextIssuerNoKey));
   if (!next) return std::unexpected(next.error());
   const std::uint32_t issuer_no = *next && (*next)->size() == 4 ? ReadU32((*next)->data()) : 1;
-  Bytes following;
-  AppendU32(following, issuer_no + 1);
-  if (auto put = Put(txn.get(), meta_, AsBytes(kNextIssuerNoKey), following); !put) {
+  if (auto put = Put(txn.get(), meta_, AsBytes(kNextIssuerNoKey), U32Key(issuer_no + 1)); !put) {
     return std::unexpected(put.error());
   }
-  IssuerRecord record{identity.id, IssuerState{issuer_no, 0, std::nullopt}, identity.certificate_der};
-  if (auto put = PutIssuer(txn.get(), record.id, record.state, record.certificate_der); !put) {
-    return std::unexpected(put.error());
-  }
+  IssuerRecord record{identity.id, IssuerState{}, identity.certificate_der};
+  record.state.issuer_no = issuer_no;
+  if (auto put = PutIssuer(txn.get(), record); !put) return std::unexpected(put.error());
   return record;
 }
 
-Result<std::uint32_t> Store::ReplaceCrl(WriteTxn& txn, const IssuerRecord& issuer, CrlSummary crl,
-                                        std::span<NewEntry> entries) {
-  const std::uint32_t issuer_no = issuer.state.issuer_no;
-  crl.crl_id = issuer.state.last_crl_id + 1;
-  crl.entry_count = entries.size();
-
-  {  // Remove the previous CRL's entries.
-    auto cursor = Cursor::Open(txn.get(), entries_);
-    if (!cursor) return std::unexpected(cursor.error());
-    const Bytes prefix = IssuerNoPrefix(issuer_no);
-    MDB_val key = ToVal(prefix);
-    MDB_val value{};
-    int rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_SET_RANGE);
-    while (rc == 0 && key.mv_size >= 4 && std::memcmp(key.mv_data, prefix.data(), 4) == 0) {
-      if (int del = mdb_cursor_del(cursor->get(), 0); del != 0) {
-        return std::unexpected(LmdbError(del, "removing the previous CRL's entries"));
-      }
-      // After a delete, MDB_NEXT yields the entry that took the deleted one's place (LMDB's C_DEL rule);
-      // MDB_GET_CURRENT would fail with EINVAL once the last entry is gone.
-      rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_NEXT);
+Result<PartitionRecord> Store::EnsurePartition(WriteTxn& txn, IssuerRecord& issuer, PartitionScope scope,
+                                               ByteView distribution_point, const std::string& name) {
+  auto found = FindPartition(txn.get(), issuer.state.issuer_no, distribution_point);
+  if (!found) return std::unexpected(found.error());
+  if (*found) {
+    if ((*found)->scope != scope) {
+      return Fail(ErrorCode::kRefused, "partition " + name + " changed its scope (user or CA certificates)");
     }
-    if (rc != 0 && rc != MDB_NOTFOUND) return std::unexpected(LmdbError(rc, "walking the entries"));
+    return std::move(**found);
   }
-
-  const NewEntry* previous = nullptr;
-  for (NewEntry& item : entries) {
-    if (previous != nullptr && !SerialLess(previous->serial, item.serial)) {
-      return Fail(ErrorCode::kInternal, "ReplaceCrl needs entries sorted by serial without duplicates");
-    }
-    previous = &item;
-    item.entry.crl_id = crl.crl_id;
-    auto key = MakeEntryKey(issuer_no, item.serial);
-    if (!key) return std::unexpected(key.error());
-    if (auto put = Put(txn.get(), entries_, key->view(), EncodeEntry(item.entry)); !put) {
-      return std::unexpected(put.error());
-    }
+  PartitionRecord partition;
+  partition.partition_no = ++issuer.state.last_partition_no;
+  partition.scope = scope;
+  partition.distribution_point.assign(distribution_point.begin(), distribution_point.end());
+  partition.name = name;
+  // A partition that appears after the expected set was pinned is expected from now on too.
+  partition.expected = issuer.state.pinned;
+  if (auto put = Put(txn.get(), partition_ids_, PartitionIdKey(issuer.state.issuer_no, distribution_point),
+                     U32Key(partition.partition_no));
+      !put) {
+    return std::unexpected(put.error());
   }
+  if (auto put = PutPartition(txn, issuer.state.issuer_no, partition); !put) return std::unexpected(put.error());
+  if (auto put = PutIssuer(txn.get(), issuer); !put) return std::unexpected(put.error());
+  return partition;
+}
 
-  Bytes history_key = IssuerNoPrefix(issuer_no);
-  AppendU32(history_key, crl.crl_id);
-  Bytes history;
-  history.push_back(kRecordVersion);
-  EncodeCrlSummary(history, crl);
-  if (auto put = Put(txn.get(), crls_, history_key, history); !put) return std::unexpected(put.error());
+Result<void> Store::PutPartition(WriteTxn& txn, std::uint32_t issuer_no, const PartitionRecord& partition) {
+  return Put(txn.get(), partitions_, U32PairKey(issuer_no, partition.partition_no), EncodePartition(partition));
+}
 
-  IssuerState state = issuer.state;
-  state.last_crl_id = crl.crl_id;
-  state.current_crl = crl;
-  if (auto put = PutIssuer(txn.get(), issuer.id, state, issuer.certificate_der); !put) {
+Result<std::uint32_t> Store::RecordCrl(WriteTxn& txn, IssuerRecord& issuer, std::uint32_t partition_no, bool delta,
+                                       CrlSummary crl) {
+  crl.crl_id = ++issuer.state.last_crl_id;
+  Bytes value;
+  value.push_back(kRecordVersion);
+  AppendU32(value, partition_no);
+  value.push_back(delta ? 1 : 0);
+  EncodeCrlSummary(value, crl);
+  if (auto put = Put(txn.get(), crls_, U32PairKey(issuer.state.issuer_no, crl.crl_id), value); !put) {
     return std::unexpected(put.error());
   }
   return crl.crl_id;
+}
+
+Result<std::uint32_t> Store::PinPartitions(WriteTxn& txn, IssuerRecord& issuer, bool pin) {
+  auto partitions = ListPartitions(txn.get(), issuer.state.issuer_no);
+  if (!partitions) return std::unexpected(partitions.error());
+  std::uint32_t pinned = 0;
+  for (PartitionRecord& partition : *partitions) {
+    const bool expected = pin && partition.base.has_value() && partition.scope != PartitionScope::kCaCerts;
+    if (expected) ++pinned;
+    if (partition.expected == expected) continue;
+    partition.expected = expected;
+    if (auto put = PutPartition(txn, issuer.state.issuer_no, partition); !put) return std::unexpected(put.error());
+  }
+  issuer.state.pinned = pin;
+  if (auto updated = UpdateIssuer(txn, issuer); !updated) return std::unexpected(updated.error());
+  return pinned;
+}
+
+Result<void> Store::SetCompromise(WriteTxn& txn, IssuerRecord& issuer, const CompromiseRecord& record) {
+  // An earlier stated time wins: a later declaration cannot make a compromise start later.
+  if (issuer.state.compromised_since && *issuer.state.compromised_since <= record.since) return {};
+  Bytes value;
+  value.push_back(kRecordVersion);
+  AppendI64(value, record.since);
+  AppendI64(value, record.declared_at);
+  value.insert(value.end(), record.declared_by.begin(), record.declared_by.end());
+  if (auto put = Put(txn.get(), compromises_, U32Key(issuer.state.issuer_no), value); !put) {
+    return std::unexpected(put.error());
+  }
+  issuer.state.compromised_since = record.since;
+  return PutIssuer(txn.get(), issuer);
+}
+
+Result<void> Store::UpdateIssuer(WriteTxn& txn, IssuerRecord& issuer) {
+  auto partitions = ListPartitions(txn.get(), issuer.state.issuer_no);
+  if (!partitions) return std::unexpected(partitions.error());
+  Coverage coverage;
+  bool have_full = false;
+  bool missing_expected = false;
+  bool first = true;
+  for (const PartitionRecord& partition : *partitions) {
+    const auto& current = partition.effective();
+    if (partition.scope != PartitionScope::kCaCerts) {
+      if (partition.expected) ++coverage.partitions_expected;
+      if (!current) {
+        if (partition.expected) missing_expected = true;
+        continue;
+      }
+      ++coverage.partitions_held;
+      if (partition.scope == PartitionScope::kAll) have_full = true;
+    } else if (!current) {
+      continue;
+    }
+    coverage.entries += current->entry_count;
+    coverage.oldest_this_update = first ? current->this_update : std::min(coverage.oldest_this_update, current->this_update);
+    first = false;
+    if (current->next_update) {
+      coverage.earliest_next_update = coverage.earliest_next_update
+                                          ? std::min(*coverage.earliest_next_update, *current->next_update)
+                                          : *current->next_update;
+    }
+  }
+  // A full CRL covers everything; partitions cover everything only when every expected one is held (or,
+  // before the set is pinned, when at least one is held: what is learned is what is expected).
+  coverage.complete = have_full || (coverage.partitions_held > 0 && !missing_expected);
+  issuer.state.coverage = coverage;
+  return PutIssuer(txn.get(), issuer);
+}
+
+// --- EntryMerge ---
+
+Result<EntryMerge> EntryMerge::Begin(Store& store, WriteTxn& txn, std::uint32_t issuer_no, Mode mode,
+                                     std::vector<bool> replaced_partitions) {
+  auto cursor = Cursor::Open(txn.get(), store.entries_);
+  if (!cursor) return std::unexpected(cursor.error());
+  EntryMerge merge(std::move(*cursor), issuer_no, mode, std::move(replaced_partitions));
+  // MDB_APPEND is safe only while no key of a later issuer exists.
+  MDB_val key{};
+  MDB_val value{};
+  const int last = mdb_cursor_get(merge.cursor_.get(), &key, &value, MDB_LAST);
+  merge.appending_ = last == MDB_NOTFOUND || (key.mv_size >= 4 && ReadU32(static_cast<const std::uint8_t*>(key.mv_data)) <= issuer_no);
+  const Bytes prefix = U32Key(issuer_no);
+  key = ToVal(prefix);
+  if (auto moved = merge.AdvanceOld(MDB_SET_RANGE); !moved) return std::unexpected(moved.error());
+  (void)key;
+  return merge;
+}
+
+Result<void> EntryMerge::AdvanceOld(int op) {
+  MDB_val key{};
+  MDB_val value{};
+  Bytes prefix;
+  if (op == MDB_SET_RANGE) {
+    prefix = U32Key(issuer_no_);
+    key = ToVal(prefix);
+  }
+  const int rc = mdb_cursor_get(cursor_.get(), &key, &value, static_cast<MDB_cursor_op>(op));
+  if (rc == MDB_NOTFOUND) {
+    old_valid_ = false;
+    return {};
+  }
+  if (rc != 0) return std::unexpected(LmdbError(rc, "walking the entries"));
+  const auto* bytes = static_cast<const std::uint8_t*>(key.mv_data);
+  if (key.mv_size < 5 || ReadU32(bytes) != issuer_no_) {
+    old_valid_ = false;
+    return {};
+  }
+  old_serial_ = ByteView(bytes + 5, key.mv_size - 5);
+  auto entry = DecodeEntry(FromVal(value));
+  if (!entry) return std::unexpected(entry.error());
+  old_entry_ = *entry;
+  old_valid_ = true;
+  return {};
+}
+
+Result<void> EntryMerge::DropOld() {
+  const bool ours = old_entry_.partition_no < replaced_.size() && replaced_[old_entry_.partition_no];
+  if (mode_ == Mode::kApplyDelta || !ours) return AdvanceOld(MDB_NEXT);
+  if (old_entry_.reason == Reason::kCertificateHold) {
+    // JPKI never releases a hold: a hold that disappears stays revoked, and is reported.
+    if (!old_entry_.hold_kept) {
+      RevokedEntry kept = old_entry_;
+      kept.hold_kept = true;
+      const auto encoded = EncodeEntry(kept);
+      MDB_val key{};
+      MDB_val value{};
+      mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
+      MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+      if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
+        return std::unexpected(LmdbError(rc, "keeping a certificateHold"));
+      }
+    }
+    ++counts_.holds_kept;
+    return AdvanceOld(MDB_NEXT);
+  }
+  if (int rc = mdb_cursor_del(cursor_.get(), 0); rc != 0) return std::unexpected(LmdbError(rc, "removing an entry"));
+  ++counts_.removed;
+  // After a delete, MDB_NEXT yields the entry that took the deleted one's place (LMDB's C_DEL rule).
+  return AdvanceOld(MDB_NEXT);
+}
+
+Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
+  if (!last_serial_.empty() && !SerialLess(last_serial_, serial)) {
+    return Fail(ErrorCode::kInvalidArgument, "serial 0x" + ToHex(serial) + " is listed twice or out of order");
+  }
+  last_serial_.assign(serial.begin(), serial.end());
+  while (old_valid_ && SerialLess(old_serial_, serial)) {
+    if (auto dropped = DropOld(); !dropped) return dropped;
+  }
+  const bool removal = entry.reason == Reason::kRemoveFromCrl;
+  const bool same_serial = old_valid_ && !SerialLess(serial, old_serial_);
+  if (same_serial) {
+    if (!replaced_.empty() && mode_ == Mode::kReplacePartitions && old_entry_.partition_no != entry.partition_no &&
+        (old_entry_.partition_no >= replaced_.size() || !replaced_[old_entry_.partition_no])) {
+      return Fail(ErrorCode::kRefused, "serial 0x" + ToHex(serial) + " is already listed by another partition");
+    }
+    if (removal) {
+      if (old_entry_.reason == Reason::kCertificateHold) {
+        ++counts_.holds_kept;
+        return AdvanceOld(MDB_NEXT);
+      }
+      if (int rc = mdb_cursor_del(cursor_.get(), 0); rc != 0) return std::unexpected(LmdbError(rc, "removing an entry"));
+      ++counts_.removed;
+      return AdvanceOld(MDB_NEXT);
+    }
+    if (old_entry_ == entry) {
+      ++counts_.unchanged;
+      return AdvanceOld(MDB_NEXT);
+    }
+    const auto encoded = EncodeEntry(entry);
+    MDB_val key{};
+    MDB_val value{};
+    mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
+    MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+    if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
+      return std::unexpected(LmdbError(rc, "updating an entry"));
+    }
+    ++counts_.changed;
+    return AdvanceOld(MDB_NEXT);
+  }
+  if (removal) return {};  // removing what is not held: nothing to do
+  EntryKey key_bytes;
+  if (!MakeEntryKey(issuer_no_, serial, key_bytes)) {
+    return Fail(ErrorCode::kInvalidArgument, "serial 0x" + ToHex(serial) + " cannot be stored");
+  }
+  const auto encoded = EncodeEntry(entry);
+  MDB_val key = ToVal(key_bytes.view());
+  MDB_val value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+  const unsigned flags = (appending_ && !old_valid_) ? MDB_APPEND : 0u;
+  if (int rc = mdb_cursor_put(cursor_.get(), &key, &value, flags); rc != 0) {
+    return std::unexpected(LmdbError(rc, "writing an entry"));
+  }
+  ++counts_.added;
+  // The cursor now sits on the new key; the old entry we compared against is the next one.
+  if (old_valid_) return AdvanceOld(MDB_NEXT);
+  return {};
+}
+
+Result<EntryMerge::Counts> EntryMerge::Finish() {
+  while (old_valid_) {
+    if (auto dropped = DropOld(); !dropped) return std::unexpected(dropped.error());
+  }
+  return counts_;
 }
 
 }  // namespace ocsp::store

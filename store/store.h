@@ -1,18 +1,22 @@
 // The status store: revocation state per (issuer, serial) in a memory-mapped LMDB environment.
 //
 // What it holds (layout and version in docs/store-format.md):
-//   - per issuer (keyed by IssuerId): a short issuer number, the CA certificate, and the current CRL's summary
-//     (CRL number, thisUpdate, nextUpdate, import time, SHA-256 of the file, entry count);
-//   - per (issuer, serial) that a CRL revokes: revocation time, reason, invalidity date, and which CRL;
+//   - per issuer (keyed by IssuerId, the hash of its key): a short issuer number, the CA certificate, whether
+//     its key is declared compromised, and a coverage summary over its partitions (are all expected
+//     partitions held, the oldest thisUpdate, the earliest nextUpdate) that a lookup reads in one get;
+//   - per partition of an issuer (a full CRL is the single partition "all"; an issuing distribution point
+//     names one; an ARL is a partition of CA certificates): its current CRL and delta CRL;
+//   - per (issuer, serial) that a CRL revokes: revocation time, reason, invalidity date, and the partition
+//     whose CRL lists it;
 //   - per (issuer, CRL id): the summary of every CRL imported, for audit.
 // The store records facts; deciding what to answer from them is the responder's job, and deciding whether a
 // CRL may be imported is the importer's.
 //
-// Errors: an absent issuer or serial is an ordinary value (nullopt), never an error. LMDB failures and
-// records this version cannot decode are errors.
+// Errors: an absent issuer, partition or serial is an ordinary value (nullopt), never an error. LMDB
+// failures and records this version cannot decode are errors.
 // Thread safety: a Store may be shared by threads and processes. Each thread uses its own transactions;
-// there is one writer at a time (LMDB serialises write transactions, across processes too). Lookups allocate
-// nothing; the CA certificate is only decoded by GetIssuer.
+// there is one writer at a time (LMDB serialises write transactions, across processes too). GetIssuerState
+// and GetRevoked allocate nothing.
 #pragma once
 
 #include <array>
@@ -20,6 +24,7 @@
 #include <filesystem>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/bytes.h"
@@ -30,9 +35,8 @@
 
 namespace ocsp::store {
 
-inline constexpr std::uint32_t kFormatVersion = 1;
-// RFC 5280 caps serials and CRL numbers at 20 octets; we keep a little room for the non-conforming.
-inline constexpr std::size_t kMaxSerialBytes = 32;
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::size_t kMaxSerialBytes = 20;  // RFC 5280 4.1.2.2
 inline constexpr std::size_t kMaxCrlNumberBytes = 20;
 
 // A CRL number as an unsigned big-endian magnitude, fixed size so lookups do not allocate.
@@ -50,26 +54,63 @@ struct CrlNumber {
 using Sha256 = std::array<std::uint8_t, 32>;
 
 struct CrlSummary {
-  std::uint32_t crl_id = 0;  // per issuer, increasing; entries name the CRL they came from by it
+  std::uint32_t crl_id = 0;  // per issuer, increasing; the key of its history record
   CrlNumber number;
   UnixSeconds this_update = 0;
   std::optional<UnixSeconds> next_update;
   UnixSeconds imported_at = 0;
   Sha256 sha256{};
-  std::uint64_t entry_count = 0;
+  std::uint64_t entry_count = 0;  // entries of the partition after this CRL was applied
 };
 
-// The part of an issuer record a lookup needs; decoding it allocates nothing.
+enum class PartitionScope : std::uint8_t {
+  kAll = 0,        // no issuing distribution point: the complete CRL of the issuer
+  kUserCerts = 1,  // a distribution point (a municipality in JPKI)
+  kCaCerts = 2,    // onlyContainsCACerts: an ARL; it answers only for CA certificates
+};
+
+struct PartitionRecord {
+  std::uint32_t partition_no = 0;
+  PartitionScope scope = PartitionScope::kAll;
+  bool expected = false;         // pinned: its absence makes the issuer's coverage incomplete
+  Bytes distribution_point;      // DER of the DistributionPointName; empty for kAll
+  std::string name;              // printable
+  std::optional<CrlSummary> base;   // the current full CRL of this partition
+  std::optional<CrlSummary> delta;  // the delta CRL applied on top of it, if any
+
+  // The CRL whose times describe this partition now: the delta when one is applied.
+  [[nodiscard]] const std::optional<CrlSummary>& effective() const { return delta ? delta : base; }
+};
+
+// What a lookup needs to know about an issuer. Fixed size: decoding it allocates nothing.
+struct Coverage {
+  std::uint32_t partitions_held = 0;      // partitions answering for end-entity certificates, with a CRL
+  std::uint32_t partitions_expected = 0;  // pinned ones (0: not pinned, whatever is held is expected)
+  bool complete = false;                  // every expected partition is held (a full CRL counts as all)
+  UnixSeconds oldest_this_update = 0;
+  std::optional<UnixSeconds> earliest_next_update;
+  std::uint64_t entries = 0;
+};
+
 struct IssuerState {
   std::uint32_t issuer_no = 0;
-  std::uint32_t last_crl_id = 0;  // the highest CRL id ever assigned for this issuer
-  std::optional<CrlSummary> current_crl;
+  std::uint32_t last_crl_id = 0;
+  std::uint32_t last_partition_no = 0;
+  bool pinned = false;
+  std::optional<UnixSeconds> compromised_since;  // the CA's key is compromised from this time on
+  Coverage coverage;
 };
 
 struct IssuerRecord {
   IssuerId id;
   IssuerState state;
   Bytes certificate_der;
+};
+
+struct CompromiseRecord {
+  UnixSeconds since = 0;
+  UnixSeconds declared_at = 0;
+  std::string declared_by;  // an operator's name, or "ARL <number>"
 };
 
 // CRLReason codes (RFC 5280 5.3.1); 7 is unused.
@@ -89,23 +130,67 @@ std::string_view ToString(Reason reason);
 
 struct RevokedEntry {
   UnixSeconds revocation_time = 0;
-  std::optional<Reason> reason;  // absent when the CRL entry has no reasonCode
+  std::optional<Reason> reason;  // absent when the CRL entry has none
   std::optional<UnixSeconds> invalidity_date;
-  std::uint32_t crl_id = 0;
+  std::uint32_t partition_no = 0;  // whose CRL lists it (its current CRL: PartitionRecord::effective())
+  bool hold_kept = false;          // a certificateHold a newer CRL dropped; kept revoked by policy
+
+  friend bool operator==(const RevokedEntry&, const RevokedEntry&) = default;
 };
 
-// Numeric order of two minimal serial magnitudes.
+// Numeric order of two minimal serial magnitudes (also the order of the store's keys).
 bool SerialLess(ByteView a, ByteView b);
-
-// One revoked serial as the importer hands it over; `serial` is the minimal unsigned magnitude.
-struct NewEntry {
-  Bytes serial;
-  RevokedEntry entry;
-};
 
 struct StoreOptions {
   std::size_t map_size_bytes = std::size_t{1} << 30;
   bool read_only = false;
+};
+
+class Store;
+
+// Rewrites an issuer's entries by walking its key range once, in serial order, alongside the new entries:
+// only what differs is written. Used by the importer inside its write transaction.
+class EntryMerge {
+ public:
+  enum class Mode {
+    // The partitions in `replaced` get exactly the entries added; their old entries that are not added again
+    // are removed (a certificateHold is kept instead and counted). Other partitions' entries stay.
+    kReplacePartitions,
+    // Entries added are inserted or updated; an entry with reason removeFromCRL removes the serial
+    // (a certificateHold is kept instead). Nothing else is removed.
+    kApplyDelta,
+  };
+  struct Counts {
+    std::uint64_t added = 0, removed = 0, changed = 0, unchanged = 0, holds_kept = 0;
+  };
+
+  static Result<EntryMerge> Begin(Store& store, WriteTxn& txn, std::uint32_t issuer_no, Mode mode,
+                                  std::vector<bool> replaced_partitions);
+  EntryMerge(EntryMerge&&) noexcept = default;
+  EntryMerge& operator=(EntryMerge&&) noexcept = delete;
+  EntryMerge(const EntryMerge&) = delete;
+
+  // `serial` must increase from call to call (SerialLess); a repeated serial is refused.
+  [[nodiscard]] Result<void> Add(ByteView serial, const RevokedEntry& entry);
+  [[nodiscard]] Result<Counts> Finish();
+
+ private:
+  EntryMerge(Cursor cursor, std::uint32_t issuer_no, Mode mode, std::vector<bool> replaced)
+      : cursor_(std::move(cursor)), issuer_no_(issuer_no), mode_(mode), replaced_(std::move(replaced)) {}
+  Result<void> AdvanceOld(int op);
+  Result<void> DropOld();  // the old entry at the cursor is not in the new CRL
+  [[nodiscard]] bool OldInRange() const { return old_valid_; }
+
+  Cursor cursor_;
+  std::uint32_t issuer_no_;
+  Mode mode_;
+  std::vector<bool> replaced_;
+  bool old_valid_ = false;
+  ByteView old_serial_;
+  RevokedEntry old_entry_;
+  bool appending_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
+  Bytes last_serial_;
+  Counts counts_;
 };
 
 class Store {
@@ -123,31 +208,55 @@ class Store {
   [[nodiscard]] Result<std::vector<IssuerRecord>> ListIssuers(MDB_txn* txn) const;
   [[nodiscard]] Result<std::optional<RevokedEntry>> GetRevoked(MDB_txn* txn, std::uint32_t issuer_no,
                                                                ByteView serial) const;
+  [[nodiscard]] Result<std::optional<PartitionRecord>> FindPartition(MDB_txn* txn, std::uint32_t issuer_no,
+                                                                     ByteView distribution_point) const;
+  [[nodiscard]] Result<std::optional<PartitionRecord>> GetPartition(MDB_txn* txn, std::uint32_t issuer_no,
+                                                                    std::uint32_t partition_no) const;
+  [[nodiscard]] Result<std::vector<PartitionRecord>> ListPartitions(MDB_txn* txn, std::uint32_t issuer_no) const;
   [[nodiscard]] Result<std::optional<CrlSummary>> GetCrl(MDB_txn* txn, std::uint32_t issuer_no,
                                                          std::uint32_t crl_id) const;
+  [[nodiscard]] Result<std::optional<CompromiseRecord>> GetCompromise(MDB_txn* txn, std::uint32_t issuer_no) const;
   [[nodiscard]] Result<std::uint64_t> CountRevoked(MDB_txn* txn, std::uint32_t issuer_no) const;
 
   // Writes (inside the caller's write transaction; nothing is visible before it commits).
   // Registers the issuer if the store does not know it yet, and returns its record either way.
   [[nodiscard]] Result<IssuerRecord> EnsureIssuer(WriteTxn& txn, const IssuerIdentity& identity);
-  // Makes `crl` the issuer's current CRL with exactly `entries` revoked: the previous CRL's entries are
-  // removed, the new ones written, the CRL recorded in the history. Assigns and returns the CRL id.
-  // `entries` must be sorted by SerialLess without duplicates (the importer reports duplicates itself).
-  [[nodiscard]] Result<std::uint32_t> ReplaceCrl(WriteTxn& txn, const IssuerRecord& issuer, CrlSummary crl,
-                                                 std::span<NewEntry> entries);
+  // Returns the partition with this distribution point, creating it (with the next number) if new.
+  [[nodiscard]] Result<PartitionRecord> EnsurePartition(WriteTxn& txn, IssuerRecord& issuer, PartitionScope scope,
+                                                        ByteView distribution_point, const std::string& name);
+  [[nodiscard]] Result<void> PutPartition(WriteTxn& txn, std::uint32_t issuer_no, const PartitionRecord& partition);
+  // Assigns the CRL an id and records it in the history.
+  [[nodiscard]] Result<std::uint32_t> RecordCrl(WriteTxn& txn, IssuerRecord& issuer, std::uint32_t partition_no,
+                                                bool delta, CrlSummary crl);
+  // Marks every partition currently held as expected (or clears the pin).
+  [[nodiscard]] Result<std::uint32_t> PinPartitions(WriteTxn& txn, IssuerRecord& issuer, bool pin);
+  [[nodiscard]] Result<void> SetCompromise(WriteTxn& txn, IssuerRecord& issuer, const CompromiseRecord& record);
+  // Recomputes the issuer's coverage from its partitions and writes the issuer record.
+  [[nodiscard]] Result<void> UpdateIssuer(WriteTxn& txn, IssuerRecord& issuer);
 
  private:
-  Store(Environment env, MDB_dbi meta, MDB_dbi issuers, MDB_dbi crls, MDB_dbi entries)
-      : env_(std::move(env)), meta_(meta), issuers_(issuers), crls_(crls), entries_(entries) {}
+  friend class EntryMerge;
+  Store(Environment env, MDB_dbi meta, MDB_dbi issuers, MDB_dbi partitions, MDB_dbi partition_ids, MDB_dbi crls,
+        MDB_dbi entries, MDB_dbi compromises)
+      : env_(std::move(env)),
+        meta_(meta),
+        issuers_(issuers),
+        partitions_(partitions),
+        partition_ids_(partition_ids),
+        crls_(crls),
+        entries_(entries),
+        compromises_(compromises) {}
 
-  Result<void> PutIssuer(MDB_txn* txn, const IssuerId& id, const IssuerState& state,
-                         ByteView certificate_der);
+  Result<void> PutIssuer(MDB_txn* txn, const IssuerRecord& issuer);
 
   Environment env_;
   MDB_dbi meta_;
   MDB_dbi issuers_;
+  MDB_dbi partitions_;
+  MDB_dbi partition_ids_;
   MDB_dbi crls_;
   MDB_dbi entries_;
+  MDB_dbi compromises_;
 };
 
 }  // namespace ocsp::store
