@@ -1,0 +1,818 @@
+#include "importer/import.h"
+
+#include <openssl/sha.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <queue>
+#include <sstream>
+
+#include "common/log.h"
+#include "common/mapped_file.h"
+#include "common/openssl.h"
+
+namespace ocsp::importer {
+namespace {
+
+using store::CrlNumber;
+using store::PartitionScope;
+
+std::string IsoTime(UnixSeconds seconds) {
+  char text[32];
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm parts{};
+  gmtime_r(&t, &parts);
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+std::string PrintName(ByteView der) {
+  const unsigned char* cursor = der.data();
+  UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &cursor, static_cast<long>(der.size())));
+  if (!name) {
+    ERR_clear_error();
+    return "(undecodable name)";
+  }
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(bio.get(), name.get(), 0, XN_FLAG_RFC2253);
+  char* text = nullptr;
+  const long length = BIO_get_mem_data(bio.get(), &text);
+  return std::string(text, static_cast<std::size_t>(length));
+}
+
+bool SameName(ByteView crl_issuer, const store::IssuerIdentity& ca) {
+  if (crl_issuer.size() == ca.subject_der.size() &&
+      std::equal(crl_issuer.begin(), crl_issuer.end(), ca.subject_der.begin())) {
+    return true;
+  }
+  // Different encodings of one name (e.g. PrintableString against UTF8String) still match (RFC 5280 7.1).
+  const unsigned char* a = crl_issuer.data();
+  const unsigned char* b = ca.subject_der.data();
+  UniquePtr<X509_NAME> left(d2i_X509_NAME(nullptr, &a, static_cast<long>(crl_issuer.size())));
+  UniquePtr<X509_NAME> right(d2i_X509_NAME(nullptr, &b, static_cast<long>(ca.subject_der.size())));
+  ERR_clear_error();
+  return left && right && X509_NAME_cmp(left.get(), right.get()) == 0;
+}
+
+// One CRL file, mapped, parsed around its entries, with its signature and file hash fed as it is walked.
+struct PreparedFile {
+  ImportInput input;
+  std::optional<MappedFile> mapped;
+  Bytes decoded_pem;
+  ByteView der;
+  std::optional<CrlParser> parser;
+  std::optional<SignatureCheck> signature;
+  UniquePtr<EVP_MD_CTX> file_hash;
+  std::size_t hashed = 0;
+  std::size_t tbs_start = 0;
+  store::Sha256 sha256{};
+  bool hash_done = false;
+
+  CrlKind kind = CrlKind::kFull;
+  CrlNumber number;
+  std::optional<CrlNumber> delta_base;
+  PartitionScope scope = PartitionScope::kAll;
+  Bytes distribution_point;
+  std::string partition_name;
+
+  // Decided inside the transaction.
+  store::PartitionRecord partition;
+  bool unchanged = false;
+  bool needs_sort = false;
+  std::uint64_t entries = 0;
+
+  [[nodiscard]] std::string label() const { return input.source.empty() ? input.path.string() : input.source; }
+
+  // Feeds the hashes up to `offset` and lets the pages before it go.
+  void Advance(std::size_t offset) {
+    offset = std::min(offset, der.size());
+    if (offset > hashed) {
+      EVP_DigestUpdate(file_hash.get(), der.data() + hashed, offset - hashed);
+      hashed = offset;
+    }
+    if (signature && offset > tbs_start) signature->HashUpTo(offset - tbs_start);
+    if (mapped) mapped->Release(offset);
+  }
+  const store::Sha256& FinishHash() {
+    if (!hash_done) {
+      Advance(der.size());
+      unsigned int length = 0;
+      EVP_DigestFinal_ex(file_hash.get(), sha256.data(), &length);
+      hash_done = true;
+    }
+    return sha256;
+  }
+};
+
+Error FileError(const PreparedFile& file, const Error& error) {
+  return Error{error.code, file.label() + ": " + error.message};
+}
+
+Result<PreparedFile> Prepare(const ImportInput& input, const store::IssuerIdentity& issuer, const X509* ca,
+                             const ImportOptions& options, UnixSeconds now) {
+  PreparedFile file;
+  file.input = input;
+  auto mapped = MappedFile::Open(input.path);
+  if (!mapped) return std::unexpected(mapped.error());
+  const ByteView raw = mapped->bytes();
+  if (!raw.empty() && raw[0] == '-') {
+    auto der = PemOrDer(raw, "X509 CRL");
+    if (!der) return Fail(ErrorCode::kInvalidArgument, file.label() + ": " + der.error().message);
+    file.decoded_pem = std::move(*der);
+    file.der = file.decoded_pem;
+  } else {
+    file.mapped.emplace(std::move(*mapped));
+    file.der = file.mapped->bytes();
+  }
+  auto parser = CrlParser::Open(file.der);
+  if (!parser) return std::unexpected(FileError(file, parser.error()));
+  file.parser.emplace(std::move(*parser));
+  const CrlHeader& header = file.parser->header();
+  file.tbs_start = static_cast<std::size_t>(header.tbs.data() - file.der.data());
+  file.file_hash.reset(EVP_MD_CTX_new());
+  if (!file.file_hash || EVP_DigestInit_ex(file.file_hash.get(), EVP_sha256(), nullptr) != 1) {
+    return Fail(ErrorCode::kCrypto, DrainOpenSslErrors());
+  }
+
+  if (!SameName(header.issuer, issuer)) {
+    return Fail(ErrorCode::kVerificationFailed,
+                file.label() + ": the CRL is issued by " + PrintName(header.issuer) + ", not by " + issuer.subject_text);
+  }
+  if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(const_cast<X509*>(ca));
+      ski != nullptr && header.authority_key_id) {
+    const ByteView ours(ski->data, static_cast<std::size_t>(ski->length));
+    if (!std::equal(ours.begin(), ours.end(), header.authority_key_id->begin(), header.authority_key_id->end())) {
+      return Fail(ErrorCode::kVerificationFailed,
+                  file.label() + ": the CRL's authority key identifier " + ToHex(*header.authority_key_id) +
+                      " is not the subject key identifier " + ToHex(ours) + " of " + issuer.subject_text +
+                      " (another key generation of the same CA?)");
+    }
+  }
+  auto signature = SignatureCheck::Begin(header, X509_get0_pubkey(ca));
+  if (!signature) return std::unexpected(FileError(file, signature.error()));
+  file.signature.emplace(std::move(*signature));
+
+  if (!header.crl_number) return Fail(ErrorCode::kRefused, file.label() + ": the CRL has no CRL number (RFC 5280 5.2.3)");
+  auto number = CrlNumber::FromMagnitude(*header.crl_number);
+  if (!number) return std::unexpected(FileError(file, number.error()));
+  file.number = *number;
+  if (header.this_update > now + options.max_clock_skew_seconds) {
+    return Fail(ErrorCode::kRefused, file.label() + ": thisUpdate " + IsoTime(header.this_update) +
+                                         " is in the future (now " + IsoTime(now) + ")");
+  }
+  if (!header.next_update) {
+    return Fail(ErrorCode::kRefused, file.label() + ": the CRL has no nextUpdate: nothing would say when its answers expire");
+  }
+  if (*header.next_update <= header.this_update) {
+    return Fail(ErrorCode::kInvalidArgument, file.label() + ": nextUpdate is not after thisUpdate");
+  }
+  if (*header.next_update <= now && !options.allow_expired) {
+    return Fail(ErrorCode::kRefused, file.label() + ": the CRL expired at " + IsoTime(*header.next_update) +
+                                         " (import it anyway with --allow-expired)");
+  }
+  if (header.distribution_point) {
+    file.scope = header.distribution_point->scope;
+    file.distribution_point = header.distribution_point->distribution_point;
+    file.partition_name = header.distribution_point->name;
+  } else {
+    file.partition_name = "complete CRL";
+  }
+  if (header.delta_base) {
+    auto base = CrlNumber::FromMagnitude(*header.delta_base);
+    if (!base) return std::unexpected(FileError(file, base.error()));
+    file.delta_base = *base;
+    file.kind = CrlKind::kDelta;
+  } else if (file.scope == PartitionScope::kCaCerts) {
+    file.kind = CrlKind::kAuthorityRevocationList;
+  } else if (header.distribution_point) {
+    file.kind = CrlKind::kPartition;
+  }
+  return file;
+}
+
+store::RevokedEntry ToStored(const CrlEntry& entry, std::uint32_t partition_no) {
+  return store::RevokedEntry{entry.revocation_time, entry.reason, entry.invalidity_date, partition_no, false};
+}
+
+// The entries of one file in serial order: straight from the file when it is sorted (the usual case), or
+// through a sorted index of entry offsets when it is not.
+class FileEntries {
+ public:
+  explicit FileEntries(PreparedFile& file) : file_(&file), reader_(file.parser->Entries()) {}
+
+  Result<void> BuildSortedIndex() {
+    file_->FinishHash();  // the walk will not be in file order: hash everything first
+    EntryReader reader = file_->parser->Entries();
+    CrlEntry entry;
+    for (;;) {
+      auto more = reader.Next(entry);
+      if (!more) return std::unexpected(FileError(*file_, more.error()));
+      if (!*more) break;
+      index_.push_back({entry.offset, entry.serial});
+    }
+    std::sort(index_.begin(), index_.end(),
+              [](const IndexEntry& a, const IndexEntry& b) { return store::SerialLess(a.serial, b.serial); });
+    sorted_ = true;
+    return {};
+  }
+
+  // Moves to the next entry; false at the end. A file that turns out unsorted says so with kUnavailable.
+  Result<bool> Advance() {
+    if (sorted_) {
+      if (next_ == index_.size()) return false;
+      auto entry = ReadEntryAt(file_->der, index_[next_++].offset);
+      if (!entry) return std::unexpected(FileError(*file_, entry.error()));
+      current_ = *entry;
+      return true;
+    }
+    auto more = reader_.Next(current_);
+    if (!more) return std::unexpected(FileError(*file_, more.error()));
+    if (!*more) {
+      file_->Advance(reader_.offset());
+      return false;
+    }
+    if (have_previous_ && !store::SerialLess(previous_, current_.serial)) {
+      if (previous_.size() == current_.serial.size() &&
+          std::equal(previous_.begin(), previous_.end(), current_.serial.begin())) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    file_->label() + ": serial 0x" + ToHex(current_.serial) + " is listed twice (offset " +
+                        std::to_string(current_.offset) + ")");
+      }
+      return Fail(ErrorCode::kUnavailable, "unsorted");
+    }
+    previous_ = current_.serial;
+    have_previous_ = true;
+    if ((++count_ & 0xffff) == 0) file_->Advance(reader_.offset());
+    return true;
+  }
+
+  [[nodiscard]] const CrlEntry& current() const { return current_; }
+  [[nodiscard]] PreparedFile& file() const { return *file_; }
+  [[nodiscard]] std::size_t consumed() const {
+    return sorted_ ? file_->parser->header().entries.size() * next_ / std::max<std::size_t>(1, index_.size())
+                   : reader_.offset() - file_->parser->header().entries_offset;
+  }
+
+ private:
+  struct IndexEntry {
+    std::size_t offset;
+    ByteView serial;
+  };
+  PreparedFile* file_;
+  EntryReader reader_;
+  CrlEntry current_;
+  ByteView previous_;
+  bool have_previous_ = false;
+  bool sorted_ = false;
+  std::vector<IndexEntry> index_;
+  std::size_t next_ = 0;
+  std::uint64_t count_ = 0;
+};
+
+// Merges the entries of several files (partitions imported together) in serial order into the store.
+Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTxn& txn, std::uint32_t issuer_no,
+                                             store::EntryMerge::Mode mode, std::vector<bool> replaced,
+                                             std::vector<PreparedFile*> files, const ProgressSink& progress,
+                                             std::uint64_t& done_bytes, std::uint64_t total_bytes) {
+  auto merge = store::EntryMerge::Begin(store, txn, issuer_no, mode, std::move(replaced));
+  if (!merge) return std::unexpected(merge.error());
+  std::vector<FileEntries> sources;
+  sources.reserve(files.size());
+  for (PreparedFile* file : files) {
+    sources.emplace_back(*file);
+    if (file->needs_sort) {
+      if (auto built = sources.back().BuildSortedIndex(); !built) return std::unexpected(built.error());
+    }
+  }
+  auto greater = [&](std::size_t a, std::size_t b) {
+    return store::SerialLess(sources[b].current().serial, sources[a].current().serial);
+  };
+  std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(greater)> heap(greater);
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    auto more = sources[i].Advance();
+    if (!more) return std::unexpected(more.error());
+    if (*more) heap.push(i);
+  }
+  std::uint64_t merged = 0;
+  const std::uint64_t start_bytes = done_bytes;
+  while (!heap.empty()) {
+    const std::size_t index = heap.top();
+    heap.pop();
+    FileEntries& source = sources[index];
+    const CrlEntry& entry = source.current();
+    if (mode == store::EntryMerge::Mode::kReplacePartitions && entry.reason == store::Reason::kRemoveFromCrl) {
+      return std::unexpected(FileError(source.file(), Error{ErrorCode::kRefused,
+                                                            "serial 0x" + ToHex(entry.serial) +
+                                                                ": removeFromCRL belongs only in a delta CRL"}));
+    }
+    if (auto added = merge->Add(entry.serial, ToStored(entry, source.file().partition.partition_no)); !added) {
+      return std::unexpected(FileError(source.file(), added.error()));
+    }
+    ++source.file().entries;
+    auto more = source.Advance();
+    if (!more) return std::unexpected(more.error());
+    if (*more) heap.push(index);
+    if (progress && (++merged & 0x3ffff) == 0) {
+      std::uint64_t consumed = 0;
+      for (const FileEntries& s : sources) consumed += s.consumed();
+      done_bytes = start_bytes + consumed;
+      progress(done_bytes, total_bytes);
+    }
+  }
+  std::uint64_t consumed = 0;
+  for (const FileEntries& s : sources) consumed += s.file().parser->header().entries.size();
+  done_bytes = start_bytes + consumed;
+  if (progress) progress(done_bytes, total_bytes);
+  return merge->Finish();
+}
+
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buffer[8];
+          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+          out += buffer;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+void AppendHistory(const std::filesystem::path& directory, const std::vector<HistoryRecord>& records) {
+  std::error_code ignored;
+  std::filesystem::create_directories(directory, ignored);
+  std::ofstream out(directory / "history.jsonl", std::ios::app);
+  for (const HistoryRecord& r : records) {
+    out << "{\"at\":" << r.at << ",\"issuer\":" << JsonString(r.issuer) << ",\"source\":" << JsonString(r.source)
+        << ",\"sha256\":" << JsonString(r.sha256) << ",\"kind\":" << JsonString(r.kind)
+        << ",\"partition\":" << JsonString(r.partition) << ",\"number\":" << JsonString(r.number)
+        << ",\"this_update\":" << r.this_update << ",\"next_update\":"
+        << (r.next_update ? std::to_string(*r.next_update) : std::string("null")) << ",\"entries\":" << r.entries
+        << ",\"added\":" << r.added << ",\"removed\":" << r.removed << ",\"changed\":" << r.changed
+        << ",\"result\":" << JsonString(r.result) << ",\"reason\":" << JsonString(r.reason) << "}\n";
+  }
+  out.flush();
+  if (!out) Log(LogLevel::kError, "history_write_failed", {{"path", (directory / "history.jsonl").string()}});
+}
+
+void Archive(const ImportOptions& options, const store::IssuerId& issuer, const PreparedFile& file, UnixSeconds now) {
+  if (options.archive_directory.empty()) return;
+  std::error_code error;
+  const std::filesystem::path directory = options.archive_directory / issuer.hex().substr(0, 16);
+  std::filesystem::create_directories(directory, error);
+  std::string stamp = IsoTime(now);
+  std::erase(stamp, ':');
+  std::erase(stamp, '-');
+  const auto target = directory / (stamp + "-" + ToHex(file.sha256).substr(0, 16) + ".crl");
+  std::filesystem::copy_file(file.input.path, target, std::filesystem::copy_options::skip_existing, error);
+  if (error) Log(LogLevel::kWarning, "archive_failed", {{"file", file.label()}, {"error", error.message()}});
+  // Retention: files older than the period go.
+  const auto cutoff = std::filesystem::file_time_type::clock::now() -
+                      std::chrono::seconds(options.archive_retention_seconds);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(options.archive_directory, error)) {
+    if (entry.is_regular_file(error) && entry.last_write_time(error) < cutoff) std::filesystem::remove(entry.path(), error);
+  }
+}
+
+}  // namespace
+
+std::string_view ToString(CrlKind kind) {
+  switch (kind) {
+    case CrlKind::kFull: return "full";
+    case CrlKind::kPartition: return "partition";
+    case CrlKind::kAuthorityRevocationList: return "arl";
+    case CrlKind::kDelta: return "delta";
+  }
+  return "full";
+}
+
+bool ImportReport::nothing_to_do() const {
+  return std::all_of(files.begin(), files.end(), [](const FileReport& f) { return f.unchanged; });
+}
+
+Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std::vector<ImportInput>& inputs,
+                                      const ProgressSink& progress) {
+  const auto started = std::chrono::steady_clock::now();
+  const UnixSeconds now = clock_.Now();
+  auto identity = store::IssuerIdentity::FromCertificate(issuer_certificate);
+  if (!identity) return std::unexpected(identity.error());
+
+  std::vector<HistoryRecord> history;
+  auto refuse = [&](const Error& error, const std::vector<PreparedFile>& prepared) -> Result<ImportReport> {
+    for (const ImportInput& input : inputs) {
+      HistoryRecord record;
+      record.at = now;
+      record.issuer = identity->subject_text;
+      record.source = input.source.empty() ? input.path.string() : input.source;
+      for (const PreparedFile& file : prepared) {
+        if (file.input.path != input.path) continue;
+        record.kind = ToString(file.kind);
+        record.partition = file.partition_name;
+        record.number = file.number.ToString();
+        record.this_update = file.parser ? file.parser->header().this_update : 0;
+        record.next_update = file.parser ? file.parser->header().next_update : std::nullopt;
+        if (file.hash_done) record.sha256 = ToHex(file.sha256);
+      }
+      record.result = "refused";
+      record.reason = error.Describe();
+      history.push_back(std::move(record));
+    }
+    AppendHistory(store_directory_, history);
+    return std::unexpected(error);
+  };
+
+  if (inputs.empty()) return Fail(ErrorCode::kInvalidArgument, "no CRL files given");
+  if (X509_check_ca(const_cast<X509*>(issuer_certificate)) < 1) {
+    return refuse(Error{ErrorCode::kVerificationFailed, identity->subject_text + " is not a CA certificate"}, {});
+  }
+  if ((X509_get_extension_flags(const_cast<X509*>(issuer_certificate)) & EXFLAG_KUSAGE) &&
+      !(X509_get_key_usage(const_cast<X509*>(issuer_certificate)) & KU_CRL_SIGN)) {
+    return refuse(Error{ErrorCode::kVerificationFailed, identity->subject_text + " may not sign CRLs (no cRLSign)"}, {});
+  }
+
+  std::vector<bool> needs_sort(inputs.size(), false);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // --- Everything that needs no store: parse, names, key identifiers, signature set-up, times ---
+    std::vector<PreparedFile> files;
+    files.reserve(inputs.size());
+    std::uint64_t total_bytes = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      auto file = Prepare(inputs[i], *identity, issuer_certificate, options_, now);
+      if (!file) return refuse(file.error(), files);
+      file->needs_sort = needs_sort[i];
+      total_bytes += file->parser->header().entries.size();
+      files.push_back(std::move(*file));
+    }
+
+    // --- One write transaction for all files ---
+    auto txn = store_.BeginWrite();
+    if (!txn) return std::unexpected(txn.error());
+    auto issuer = store_.EnsureIssuer(*txn, *identity);
+    if (!issuer) return std::unexpected(issuer.error());
+
+    ImportReport report;
+    report.issuer = identity->id;
+    report.issuer_name = identity->subject_text;
+    std::vector<PreparedFile*> bases;
+    std::vector<PreparedFile*> deltas;
+    std::vector<bool> replaced(issuer->state.last_partition_no + 2 + files.size(), false);
+    for (PreparedFile& file : files) {
+      auto partition = store_.EnsurePartition(*txn, *issuer, file.scope, file.distribution_point, file.partition_name);
+      if (!partition) return refuse(FileError(file, partition.error()), files);
+      file.partition = std::move(*partition);
+      if (replaced.size() <= file.partition.partition_no) replaced.resize(file.partition.partition_no + 1, false);
+      if (file.kind == CrlKind::kDelta) {
+        deltas.push_back(&file);
+        continue;
+      }
+      const auto& base = file.partition.base;
+      const auto& delta = file.partition.delta;
+      if (base && file.number == base->number) {
+        if (file.FinishHash() == base->sha256) {
+          file.unchanged = true;
+          continue;
+        }
+        return refuse(Error{ErrorCode::kRefused, file.label() + ": CRL number " + file.number.ToString() +
+                                                     " is already held with different content"},
+                      files);
+      }
+      if (base && file.number < base->number) {
+        return refuse(Error{ErrorCode::kRefused, file.label() + ": CRL number " + file.number.ToString() +
+                                                     " is lower than the held CRL number " + base->number.ToString() +
+                                                     " (" + file.partition_name + ")"},
+                      files);
+      }
+      if (delta && !(delta->number < file.number)) {
+        return refuse(Error{ErrorCode::kRefused, file.label() + ": CRL number " + file.number.ToString() +
+                                                     " does not exceed the held delta CRL number " +
+                                                     delta->number.ToString()},
+                      files);
+      }
+      if (replaced[file.partition.partition_no]) {
+        return refuse(Error{ErrorCode::kInvalidArgument,
+                            file.label() + ": a second CRL for " + file.partition_name + " in one import"},
+                      files);
+      }
+      replaced[file.partition.partition_no] = true;
+      bases.push_back(&file);
+    }
+
+    std::uint64_t done_bytes = 0;
+    bool retry = false;
+    auto absorb = [&](const store::EntryMerge::Counts& counts) {
+      report.added += counts.added;
+      report.removed += counts.removed;
+      report.changed += counts.changed;
+      report.unchanged += counts.unchanged;
+      report.holds_kept += counts.holds_kept;
+    };
+    if (!bases.empty()) {
+      auto counts = MergeFiles(store_, *txn, issuer->state.issuer_no, store::EntryMerge::Mode::kReplacePartitions,
+                               replaced, bases, progress, done_bytes, total_bytes);
+      if (!counts && counts.error().code == ErrorCode::kUnavailable) {
+        retry = true;
+      } else if (!counts) {
+        return refuse(counts.error(), files);
+      } else {
+        absorb(*counts);
+      }
+    }
+    // Deltas in CRL number order, each on top of what is held (RFC 5280 5.2.4).
+    std::sort(deltas.begin(), deltas.end(), [](const PreparedFile* a, const PreparedFile* b) { return a->number < b->number; });
+    for (PreparedFile* file : retry ? std::vector<PreparedFile*>{} : deltas) {
+      // Re-read: a base imported in this same call may have updated the partition.
+      auto current = store_.GetPartition(txn->get(), issuer->state.issuer_no, file->partition.partition_no);
+      if (!current) return std::unexpected(current.error());
+      file->partition = std::move(**current);
+      const auto& base = file->partition.base;
+      const auto& delta = file->partition.delta;
+      if (!base) {
+        return refuse(Error{ErrorCode::kRefused, file->label() + ": a delta CRL for " + file->partition_name +
+                                                     ", for which no complete CRL is held"},
+                      files);
+      }
+      if (base->number < *file->delta_base) {
+        return refuse(Error{ErrorCode::kRefused, file->label() + ": the delta CRL is based on CRL number " +
+                                                     file->delta_base->ToString() + " but the held CRL number is " +
+                                                     base->number.ToString()},
+                      files);
+      }
+      if (delta && file->number == delta->number && file->FinishHash() == delta->sha256) {
+        file->unchanged = true;
+        continue;
+      }
+      const CrlNumber& held = delta && base->number < delta->number ? delta->number : base->number;
+      if (!(held < file->number)) {
+        return refuse(Error{ErrorCode::kRefused, file->label() + ": delta CRL number " + file->number.ToString() +
+                                                     " does not exceed the held CRL number " + held.ToString()},
+                      files);
+      }
+      auto counts = MergeFiles(store_, *txn, issuer->state.issuer_no, store::EntryMerge::Mode::kApplyDelta, {},
+                               {file}, progress, done_bytes, total_bytes);
+      if (!counts && counts.error().code == ErrorCode::kUnavailable) {
+        retry = true;
+        break;
+      }
+      if (!counts) return refuse(counts.error(), files);
+      absorb(*counts);
+      // Keep the partition's delta summary current for the next delta of this call.
+      store::CrlSummary summary;
+      summary.number = file->number;
+      summary.this_update = file->parser->header().this_update;
+      summary.next_update = file->parser->header().next_update;
+      summary.imported_at = now;
+      summary.sha256 = file->FinishHash();
+      summary.entry_count = base->entry_count + counts->added - std::min(base->entry_count, counts->removed);
+      auto id = store_.RecordCrl(*txn, *issuer, file->partition.partition_no, true, summary);
+      if (!id) return std::unexpected(id.error());
+      summary.crl_id = *id;
+      file->partition.delta = summary;
+      if (auto put = store_.PutPartition(*txn, issuer->state.issuer_no, file->partition); !put) {
+        return std::unexpected(put.error());
+      }
+    }
+    if (retry) {
+      // A file was not sorted by serial: redo everything with a sorted index for the files that need one.
+      txn->Abort();
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        needs_sort[i] = true;  // cheap enough for the rare unsorted set, and the only safe choice
+      }
+      continue;
+    }
+
+    // --- The signatures must hold before anything commits ---
+    for (PreparedFile& file : files) {
+      if (file.unchanged) continue;
+      file.FinishHash();
+      if (auto verified = file.signature->Finish(); !verified) return refuse(FileError(file, verified.error()), files);
+    }
+
+    // --- Size check: a CRL much smaller than the one it replaces is probably wrong or partial ---
+    for (PreparedFile* file : bases) {
+      const auto& base = file->partition.base;
+      if (!base || options_.allow_shrink || base->entry_count == 0) continue;
+      const double floor = static_cast<double>(base->entry_count) * (1.0 - options_.max_shrink_fraction);
+      if (static_cast<double>(file->entries) < floor) {
+        return refuse(Error{ErrorCode::kRefused,
+                            file->label() + ": " + file->partition_name + " would shrink from " +
+                                std::to_string(base->entry_count) + " to " + std::to_string(file->entries) +
+                                " entries, more than " + std::to_string(static_cast<int>(options_.max_shrink_fraction * 100)) +
+                                "% (a wrong or partial file? --allow-shrink if it is right)"},
+                      files);
+      }
+    }
+
+    // --- Record the new CRLs in their partitions ---
+    for (PreparedFile* file : bases) {
+      store::CrlSummary summary;
+      summary.number = file->number;
+      summary.this_update = file->parser->header().this_update;
+      summary.next_update = file->parser->header().next_update;
+      summary.imported_at = now;
+      summary.sha256 = file->sha256;
+      summary.entry_count = file->entries;
+      auto id = store_.RecordCrl(*txn, *issuer, file->partition.partition_no, false, summary);
+      if (!id) return std::unexpected(id.error());
+      summary.crl_id = *id;
+      file->partition.base = summary;
+      file->partition.delta.reset();  // a newer complete CRL supersedes the deltas
+      if (auto put = store_.PutPartition(*txn, issuer->state.issuer_no, file->partition); !put) {
+        return std::unexpected(put.error());
+      }
+    }
+
+    // --- An ARL that revokes a CA certificate for key compromise: that CA's every answer is revoked ---
+    for (PreparedFile* file : bases) {
+      if (file->kind != CrlKind::kAuthorityRevocationList) continue;
+      auto known = store_.ListIssuers(txn->get());
+      if (!known) return std::unexpected(known.error());
+      for (store::IssuerRecord& candidate : *known) {
+        auto certificate = ParseCertificate(candidate.certificate_der);
+        if (!certificate) continue;
+        if (X509_check_issued(const_cast<X509*>(issuer_certificate), certificate->get()) != X509_V_OK) continue;
+        auto serial = IntegerMagnitude(X509_get0_serialNumber(certificate->get()));
+        if (!serial) continue;
+        auto entry = store_.GetRevoked(txn->get(), issuer->state.issuer_no, *serial);
+        if (!entry) return std::unexpected(entry.error());
+        if (!*entry || (*entry)->partition_no != file->partition.partition_no) continue;
+        if ((*entry)->reason != store::Reason::kCaCompromise && (*entry)->reason != store::Reason::kKeyCompromise) continue;
+        store::IssuerRecord& target = candidate.id == issuer->id ? *issuer : candidate;
+        const store::CompromiseRecord record{(*entry)->invalidity_date.value_or((*entry)->revocation_time), now,
+                                             "ARL " + file->number.ToString() + " of " + identity->subject_text};
+        if (auto set = store_.SetCompromise(*txn, target, record); !set) return std::unexpected(set.error());
+        report.warnings.push_back("CA key compromise: every certificate of key " + target.id.hex() +
+                                  " is revoked from " + IsoTime(record.since));
+      }
+    }
+
+    if (auto updated = store_.UpdateIssuer(*txn, *issuer); !updated) return std::unexpected(updated.error());
+    if (report.holds_kept > 0) {
+      report.warnings.push_back(std::to_string(report.holds_kept) +
+                                " certificateHold entries are no longer listed; kept revoked (JPKI never releases a hold)");
+    }
+    const bool changed_anything = std::any_of(files.begin(), files.end(), [](const PreparedFile& f) { return !f.unchanged; });
+    if (changed_anything) {
+      if (auto committed = txn->Commit(); !committed) return std::unexpected(committed.error());
+    }  // else: the transaction aborts and the data file is untouched
+
+    for (PreparedFile& file : files) {
+      FileReport file_report;
+      file_report.source = file.label();
+      file_report.sha256 = file.FinishHash();
+      file_report.kind = file.kind;
+      file_report.partition = file.distribution_point.empty() ? "" : file.partition_name;
+      file_report.number = file.number.ToString();
+      file_report.this_update = file.parser->header().this_update;
+      file_report.next_update = file.parser->header().next_update;
+      file_report.entries = file.entries;
+      file_report.unchanged = file.unchanged;
+      report.files.push_back(file_report);
+
+      HistoryRecord record;
+      record.at = now;
+      record.issuer = identity->subject_text;
+      record.source = file.label();
+      record.sha256 = ToHex(file.sha256);
+      record.kind = ToString(file.kind);
+      record.partition = file_report.partition;
+      record.number = file_report.number;
+      record.this_update = file_report.this_update;
+      record.next_update = file_report.next_update;
+      record.entries = file.entries;
+      record.result = file.unchanged ? "unchanged" : "imported";
+      history.push_back(std::move(record));
+      if (!file.unchanged) Archive(options_, identity->id, file, now);
+    }
+    if (!history.empty() && files.size() == 1) {
+      history.back().added = report.added;
+      history.back().removed = report.removed;
+      history.back().changed = report.changed;
+    }
+    AppendHistory(store_directory_, history);
+    for (const std::string& warning : report.warnings) Log(LogLevel::kWarning, "import_warning", {{"issuer", identity->subject_text}, {"warning", warning}});
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return report;
+  }
+  return Fail(ErrorCode::kInternal, "the import did not settle on an order of entries");
+}
+
+// --- History ---
+
+namespace {
+
+// A reader for the flat JSON objects AppendHistory writes (strings, integers, null).
+class FlatJson {
+ public:
+  explicit FlatJson(std::string_view text) : text_(text) {}
+  bool Parse(std::vector<std::pair<std::string, std::string>>& fields) {
+    Skip();
+    if (!Eat('{')) return false;
+    Skip();
+    if (Eat('}')) return true;
+    for (;;) {
+      std::string key;
+      std::string value;
+      Skip();
+      if (!String(key)) return false;
+      Skip();
+      if (!Eat(':')) return false;
+      Skip();
+      if (Peek() == '"') {
+        if (!String(value)) return false;
+      } else {
+        while (position_ < text_.size() && text_[position_] != ',' && text_[position_] != '}') value += text_[position_++];
+      }
+      fields.emplace_back(std::move(key), std::move(value));
+      Skip();
+      if (Eat('}')) return true;
+      if (!Eat(',')) return false;
+    }
+  }
+
+ private:
+  char Peek() const { return position_ < text_.size() ? text_[position_] : '\0'; }
+  bool Eat(char c) {
+    if (Peek() != c) return false;
+    ++position_;
+    return true;
+  }
+  void Skip() {
+    while (position_ < text_.size() && (text_[position_] == ' ' || text_[position_] == '\t')) ++position_;
+  }
+  bool String(std::string& out) {
+    if (!Eat('"')) return false;
+    while (position_ < text_.size()) {
+      char c = text_[position_++];
+      if (c == '"') return true;
+      if (c == '\\' && position_ < text_.size()) {
+        const char escaped = text_[position_++];
+        if (escaped == 'n') c = '\n';
+        else if (escaped == 't') c = '\t';
+        else if (escaped == 'u' && position_ + 4 <= text_.size()) {
+          c = static_cast<char>(std::stoi(std::string(text_.substr(position_, 4)), nullptr, 16));
+          position_ += 4;
+        } else {
+          c = escaped;
+        }
+      }
+      out += c;
+    }
+    return false;
+  }
+  std::string_view text_;
+  std::size_t position_ = 0;
+};
+
+std::int64_t ToInt(const std::string& text) {
+  try {
+    return std::stoll(text);
+  } catch (...) {
+    return 0;
+  }
+}
+
+}  // namespace
+
+Result<std::vector<HistoryRecord>> ReadHistory(const std::filesystem::path& store_directory) {
+  std::vector<HistoryRecord> out;
+  std::ifstream in(store_directory / "history.jsonl");
+  if (!in) return out;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    if (line.empty() || !FlatJson(line).Parse(fields)) continue;  // a torn last line after a crash
+    HistoryRecord record;
+    for (const auto& [key, value] : fields) {
+      if (key == "at") record.at = ToInt(value);
+      else if (key == "issuer") record.issuer = value;
+      else if (key == "source") record.source = value;
+      else if (key == "sha256") record.sha256 = value;
+      else if (key == "kind") record.kind = value;
+      else if (key == "partition") record.partition = value;
+      else if (key == "number") record.number = value;
+      else if (key == "this_update") record.this_update = ToInt(value);
+      else if (key == "next_update" && value != "null") record.next_update = ToInt(value);
+      else if (key == "entries") record.entries = static_cast<std::uint64_t>(ToInt(value));
+      else if (key == "added") record.added = static_cast<std::uint64_t>(ToInt(value));
+      else if (key == "removed") record.removed = static_cast<std::uint64_t>(ToInt(value));
+      else if (key == "changed") record.changed = static_cast<std::uint64_t>(ToInt(value));
+      else if (key == "result") record.result = value;
+      else if (key == "reason") record.reason = value;
+    }
+    out.push_back(std::move(record));
+  }
+  return out;
+}
+
+}  // namespace ocsp::importer
