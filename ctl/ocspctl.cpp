@@ -1,16 +1,20 @@
 // ocspctl: the operator's command line for the status store.
 //
 // Exit codes: 0 done (or nothing to do), 1 the input was refused (a CRL failed a check), 2 bad usage or
-// configuration, 3 the environment failed (store, file system).
+// configuration, 3 the environment failed (store, file system, network).
+// Output: one line per result for people; --json prints one JSON document for machines.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 #include "common/openssl.h"
 #include "config/config.h"
-#include "importer/crl_import.h"
+#include "importer/import.h"
 #include "store/store.h"
 
 namespace {
@@ -32,11 +36,6 @@ int ExitCodeFor(const Error& error) {
   }
 }
 
-int Report(const Error& error) {
-  std::cerr << "ocspctl: " << error.Describe() << "\n";
-  return ExitCodeFor(error);
-}
-
 std::string IsoTime(UnixSeconds seconds) {
   char text[32];
   const std::time_t t = static_cast<std::time_t>(seconds);
@@ -46,98 +45,346 @@ std::string IsoTime(UnixSeconds seconds) {
   return text;
 }
 
-struct StoreLocation {
+std::string Json(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonTime(std::optional<UnixSeconds> seconds) {
+  return seconds ? Json(IsoTime(*seconds)) : std::string("null");
+}
+
+// Where the store is and how imports behave, from --store or the configuration file.
+struct Context {
   std::string config_path;
   std::string store_path;
+  bool json = false;
+  std::optional<config::Config> config;
+  std::filesystem::path store_directory;
   std::size_t map_size_bytes = std::size_t{1024} << 20;
-  UnixSeconds max_clock_skew = 300;
+  importer::ImportOptions import_options;
 
-  Result<std::filesystem::path> Resolve() {
-    if (!store_path.empty()) return std::filesystem::path(store_path);
-    if (config_path.empty()) {
+  Result<void> Resolve() {
+    if (!config_path.empty()) {
+      auto loaded = config::LoadConfig(config_path);
+      if (!loaded) return std::unexpected(loaded.error());
+      config = std::move(*loaded);
+      map_size_bytes = config->map_size_bytes;
+      import_options.max_clock_skew_seconds = config->import_max_clock_skew_seconds;
+      store_directory = config->store_path;
+    }
+    if (!store_path.empty()) store_directory = store_path;
+    if (store_directory.empty()) {
       return Fail(ErrorCode::kInvalidArgument, "name the store with --store DIR or --config FILE");
     }
-    auto config = config::LoadConfig(config_path);
-    if (!config) return std::unexpected(config.error());
-    map_size_bytes = config->map_size_bytes;
-    max_clock_skew = config->import_max_clock_skew_seconds;
-    return config->store_path;
+    if (import_options.archive_directory.empty()) import_options.archive_directory = store_directory / "archive";
+    return {};
+  }
+
+  Result<store::Store> Open(bool read_only) const {
+    return store::Store::Open(store_directory, {map_size_bytes, read_only});
   }
 };
 
-int Import(StoreLocation& location, const std::string& issuer_path, const std::string& crl_path,
-           bool allow_expired) {
-  auto store_path = location.Resolve();
-  if (!store_path) {
-    std::cerr << "ocspctl: " << store_path.error().message << "\n";
-    return kExitUsage;
+int Report(const Error& error) {
+  std::cerr << "ocspctl: " << error.Describe() << "\n";
+  return ExitCodeFor(error);
+}
+
+int UsageError(const Error& error) {
+  std::cerr << "ocspctl: " << error.message << "\n";
+  return kExitUsage;
+}
+
+// A progress bar on a terminal; nothing otherwise.
+class ProgressBar {
+ public:
+  ProgressBar() : enabled_(::isatty(STDERR_FILENO) == 1) {}
+  ~ProgressBar() {
+    if (drawn_) std::cerr << "\r\033[K" << std::flush;
   }
+  void Update(std::uint64_t done, std::uint64_t total) {
+    if (!enabled_ || total == 0) return;
+    const int percent = static_cast<int>(done * 100 / total);
+    if (percent == last_percent_) return;
+    last_percent_ = percent;
+    const int filled = percent / 4;
+    std::cerr << "\rimporting [" << std::string(static_cast<std::size_t>(filled), '#')
+              << std::string(static_cast<std::size_t>(25 - filled), ' ') << "] " << percent << "%" << std::flush;
+    drawn_ = true;
+  }
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+  int last_percent_ = -1;
+};
+
+void PrintImport(const importer::ImportReport& report, bool json) {
+  std::uint64_t entries = 0;
+  for (const auto& file : report.files) entries += file.entries;
+  const double rate = report.seconds > 0 ? static_cast<double>(entries) / report.seconds : 0;
+  if (json) {
+    std::cout << "{\"issuer\":" << Json(report.issuer_name) << ",\"key\":" << Json(report.issuer.hex())
+              << ",\"added\":" << report.added << ",\"removed\":" << report.removed << ",\"changed\":" << report.changed
+              << ",\"unchanged\":" << report.unchanged << ",\"holds_kept\":" << report.holds_kept
+              << ",\"entries\":" << entries << ",\"seconds\":" << report.seconds
+              << ",\"entries_per_second\":" << static_cast<std::uint64_t>(rate) << ",\"files\":[";
+    for (std::size_t i = 0; i < report.files.size(); ++i) {
+      const auto& file = report.files[i];
+      std::cout << (i ? "," : "") << "{\"source\":" << Json(file.source) << ",\"kind\":" << Json(importer::ToString(file.kind))
+                << ",\"partition\":" << Json(file.partition) << ",\"number\":" << Json(file.number)
+                << ",\"this_update\":" << JsonTime(file.this_update) << ",\"next_update\":" << JsonTime(file.next_update)
+                << ",\"entries\":" << file.entries << ",\"sha256\":" << Json(ToHex(file.sha256))
+                << ",\"result\":" << Json(file.unchanged ? "unchanged" : "imported") << "}";
+    }
+    std::cout << "],\"warnings\":[";
+    for (std::size_t i = 0; i < report.warnings.size(); ++i) std::cout << (i ? "," : "") << Json(report.warnings[i]);
+    std::cout << "]}\n";
+    return;
+  }
+  for (const std::string& warning : report.warnings) std::cerr << "ocspctl: warning: " << warning << "\n";
+  if (report.nothing_to_do()) {
+    std::cout << "unchanged: " << report.files.size() << " CRL(s) of " << report.issuer_name
+              << " already held (CRL " << (report.files.empty() ? "?" : report.files.front().number) << ")\n";
+    return;
+  }
+  std::size_t imported = 0;
+  for (const auto& file : report.files) imported += file.unchanged ? 0 : 1;
+  std::ostringstream line;
+  line.setf(std::ios::fixed);
+  line.precision(2);
+  line << "imported " << imported << " CRL(s) of " << report.issuer_name;
+  if (report.files.size() == 1) line << " (CRL " << report.files.front().number << ")";
+  line << ": added " << report.added << ", removed " << report.removed << ", changed " << report.changed
+       << ", unchanged " << report.unchanged << "; " << entries << " entries in " << report.seconds << " s ("
+       << static_cast<std::uint64_t>(rate) << " entries/s)";
+  std::cout << line.str() << "\n";
+}
+
+int Import(Context& context, const std::string& issuer_path, const std::vector<std::string>& crl_paths,
+           bool allow_expired, bool allow_shrink) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
   auto issuer = LoadCertificate(issuer_path);
   if (!issuer) return Report(issuer.error());
-  auto crl = ReadFile(crl_path);
-  if (!crl) return Report(crl.error());
-  auto store = store::Store::Open(*store_path, {location.map_size_bytes, false});
+  auto store = context.Open(false);
   if (!store) return Report(store.error());
-
-  SystemClock clock;
-  importer::ImportOptions options;
+  importer::ImportOptions options = context.import_options;
   options.allow_expired = allow_expired;
-  options.max_clock_skew_seconds = location.max_clock_skew;
-  importer::CrlImporter importer(*store, clock, options);
-  auto report = importer.Import(issuer->get(), *crl);
+  options.allow_shrink = allow_shrink;
+  std::vector<importer::ImportInput> inputs;
+  for (const std::string& path : crl_paths) inputs.push_back({path, path});
+  SystemClock clock;
+  ProgressBar bar;
+  importer::Importer importer(*store, context.store_directory, clock, options);
+  auto report = importer.Import(issuer->get(), inputs,
+                                [&](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
   if (!report) {
-    std::cerr << "ocspctl: " << crl_path << " refused, the store is unchanged: " << report.error().Describe()
-              << "\n";
+    if (context.json) {
+      std::cout << "{\"result\":\"refused\",\"reason\":" << Json(report.error().Describe()) << "}\n";
+    }
+    std::cerr << "ocspctl: refused, the store is unchanged: " << report.error().Describe() << "\n";
     return ExitCodeFor(report.error());
   }
-  if (report->outcome == importer::ImportReport::Outcome::kUnchanged) {
-    std::cout << "unchanged: CRL " << report->number.ToString() << " of " << report->issuer_name
-              << " is already current\n";
-    return 0;
-  }
-  std::cout << "imported CRL " << report->number.ToString() << " of " << report->issuer_name << ": "
-            << report->entries << " revoked (before: "
-            << (report->previous_number ? "CRL " + report->previous_number->ToString() + ", " +
-                                              std::to_string(report->previous_entries) + " revoked"
-                                        : std::string("none"))
-            << "), thisUpdate " << IsoTime(report->this_update) << ", nextUpdate "
-            << (report->next_update ? IsoTime(*report->next_update) : "none") << "\n";
+  PrintImport(*report, context.json);
   return 0;
 }
 
-int Status(StoreLocation& location) {
-  auto store_path = location.Resolve();
-  if (!store_path) {
-    std::cerr << "ocspctl: " << store_path.error().message << "\n";
-    return kExitUsage;
-  }
-  auto store = store::Store::Open(*store_path, {location.map_size_bytes, true});
+std::string SubjectOf(const Bytes& certificate_der) {
+  auto certificate = ParseCertificate(certificate_der);
+  if (!certificate) return "?";
+  auto identity = store::IssuerIdentity::FromCertificate(certificate->get());
+  return identity ? identity->subject_text : "?";
+}
+
+int Status(Context& context) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  auto store = context.Open(true);
   if (!store) return Report(store.error());
   auto txn = store->BeginRead();
   if (!txn) return Report(txn.error());
   auto issuers = store->ListIssuers(txn->get());
   if (!issuers) return Report(issuers.error());
   const UnixSeconds now = SystemClock().Now();
-  std::cout << "store " << store_path->string() << ": " << issuers->size() << " issuer(s)\n";
+  if (context.json) std::cout << "{\"store\":" << Json(context.store_directory.string()) << ",\"issuers\":[";
+  else std::cout << "store " << context.store_directory.string() << ": " << issuers->size() << " issuer(s)\n";
+  bool first = true;
   for (const store::IssuerRecord& record : *issuers) {
-    auto certificate = ParseCertificate(record.certificate_der);
-    std::string subject = "?";
-    if (certificate) {
-      auto identity = store::IssuerIdentity::FromCertificate(certificate->get());
-      if (identity) subject = identity->subject_text;
+    const store::Coverage& coverage = record.state.coverage;
+    const bool fresh = !coverage.earliest_next_update || *coverage.earliest_next_update > now;
+    auto partitions = store->ListPartitions(txn->get(), record.state.issuer_no);
+    if (!partitions) return Report(partitions.error());
+    std::optional<store::CrlNumber> number;
+    for (const auto& partition : *partitions) {
+      if (partition.effective() && (!number || *number < partition.effective()->number)) number = partition.effective()->number;
     }
-    std::cout << "issuer " << subject << "\n  key " << record.id.hex() << "\n";
-    if (!record.state.current_crl) {
+    if (context.json) {
+      std::cout << (first ? "" : ",") << "{\"subject\":" << Json(SubjectOf(record.certificate_der))
+                << ",\"key\":" << Json(record.id.hex()) << ",\"partitions_held\":" << coverage.partitions_held
+                << ",\"partitions_expected\":" << coverage.partitions_expected
+                << ",\"pinned\":" << (record.state.pinned ? "true" : "false")
+                << ",\"complete\":" << (coverage.complete ? "true" : "false") << ",\"entries\":" << coverage.entries
+                << ",\"highest_crl_number\":" << (number ? Json(number->ToString()) : "null")
+                << ",\"oldest_this_update\":" << JsonTime(coverage.partitions_held ? std::optional(coverage.oldest_this_update) : std::nullopt)
+                << ",\"earliest_next_update\":" << JsonTime(coverage.earliest_next_update)
+                << ",\"fresh\":" << (fresh ? "true" : "false")
+                << ",\"compromised_since\":" << JsonTime(record.state.compromised_since) << "}";
+      first = false;
+      continue;
+    }
+    std::cout << "issuer " << SubjectOf(record.certificate_der) << "\n  key " << record.id.hex() << "\n";
+    if (record.state.compromised_since) {
+      std::cout << "  KEY COMPROMISED since " << IsoTime(*record.state.compromised_since)
+                << ": every certificate is answered revoked\n";
+    }
+    if (partitions->empty()) {
       std::cout << "  no CRL imported: answers unknown\n";
       continue;
     }
-    const store::CrlSummary& crl = *record.state.current_crl;
-    const bool fresh = !crl.next_update || *crl.next_update > now;
-    std::cout << "  CRL " << crl.number.ToString() << ", " << crl.entry_count << " revoked, thisUpdate "
-              << IsoTime(crl.this_update) << ", nextUpdate "
-              << (crl.next_update ? IsoTime(*crl.next_update) : "none") << (fresh ? "" : " (EXPIRED)")
-              << ", imported " << IsoTime(crl.imported_at) << ", sha256 " << ToHex(crl.sha256) << "\n";
+    std::cout << "  " << coverage.partitions_held << " partition(s) held"
+              << (record.state.pinned ? ", " + std::to_string(coverage.partitions_expected) + " expected (pinned)" : "")
+              << ", coverage " << (coverage.complete ? "complete" : "INCOMPLETE (answers tryLater for unlisted serials)")
+              << ", " << coverage.entries << " revoked\n";
+    if (number) std::cout << "  highest CRL number " << number->ToString() << "\n";
+    std::cout << "  oldest thisUpdate " << IsoTime(coverage.oldest_this_update) << ", earliest nextUpdate "
+              << (coverage.earliest_next_update ? IsoTime(*coverage.earliest_next_update) : "none")
+              << (fresh ? "" : " (EXPIRED: answers tryLater)") << "\n";
   }
+  if (context.json) std::cout << "]}\n";
+  return 0;
+}
+
+int History(Context& context, std::size_t limit) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  auto records = importer::ReadHistory(context.store_directory);
+  if (!records) return Report(records.error());
+  const std::size_t start = records->size() > limit ? records->size() - limit : 0;
+  if (context.json) std::cout << "[";
+  for (std::size_t i = start; i < records->size(); ++i) {
+    const importer::HistoryRecord& r = (*records)[i];
+    if (context.json) {
+      std::cout << (i > start ? "," : "") << "{\"at\":" << JsonTime(r.at) << ",\"issuer\":" << Json(r.issuer)
+                << ",\"source\":" << Json(r.source) << ",\"sha256\":" << Json(r.sha256) << ",\"kind\":" << Json(r.kind)
+                << ",\"partition\":" << Json(r.partition) << ",\"number\":" << Json(r.number)
+                << ",\"this_update\":" << JsonTime(r.this_update ? std::optional(r.this_update) : std::nullopt)
+                << ",\"next_update\":" << JsonTime(r.next_update) << ",\"entries\":" << r.entries
+                << ",\"result\":" << Json(r.result) << ",\"reason\":" << Json(r.reason) << "}";
+      continue;
+    }
+    std::cout << IsoTime(r.at) << "  " << r.result << "  " << (r.kind.empty() ? "-" : r.kind) << " CRL "
+              << (r.number.empty() ? "?" : r.number) << "  " << r.entries << " entries  "
+              << (r.sha256.empty() ? "" : r.sha256.substr(0, 16) + "  ") << r.source;
+    if (!r.partition.empty()) std::cout << "  [" << r.partition << "]";
+    if (!r.reason.empty()) std::cout << "\n    " << r.reason;
+    std::cout << "\n";
+  }
+  if (context.json) std::cout << "]\n";
+  return 0;
+}
+
+Result<store::IssuerIdentity> IdentityOf(const std::string& path) {
+  auto certificate = LoadCertificate(path);
+  if (!certificate) return std::unexpected(certificate.error());
+  return store::IssuerIdentity::FromCertificate(certificate->get());
+}
+
+int Partitions(Context& context, const std::string& issuer_path, bool pin, bool unpin) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  auto identity = IdentityOf(issuer_path);
+  if (!identity) return Report(identity.error());
+  auto store = context.Open(!(pin || unpin));
+  if (!store) return Report(store.error());
+  if (pin || unpin) {
+    auto txn = store->BeginWrite();
+    if (!txn) return Report(txn.error());
+    auto issuer = store->GetIssuer(txn->get(), identity->id);
+    if (!issuer) return Report(issuer.error());
+    if (!*issuer) return Report(Error{ErrorCode::kNotFound, "the store holds no CRL of " + identity->subject_text});
+    auto pinned = store->PinPartitions(*txn, **issuer, pin);
+    if (!pinned) return Report(pinned.error());
+    if (auto committed = txn->Commit(); !committed) return Report(committed.error());
+    std::cout << (pin ? "pinned " + std::to_string(*pinned) + " partition(s) as expected for "
+                      : std::string("unpinned the partitions of "))
+              << identity->subject_text << "\n";
+    return 0;
+  }
+  auto txn = store->BeginRead();
+  if (!txn) return Report(txn.error());
+  auto issuer = store->GetIssuerState(txn->get(), identity->id);
+  if (!issuer) return Report(issuer.error());
+  if (!*issuer) return Report(Error{ErrorCode::kNotFound, "the store holds no CRL of " + identity->subject_text});
+  auto partitions = store->ListPartitions(txn->get(), (*issuer)->issuer_no);
+  if (!partitions) return Report(partitions.error());
+  if (context.json) std::cout << "[";
+  for (std::size_t i = 0; i < partitions->size(); ++i) {
+    const store::PartitionRecord& p = (*partitions)[i];
+    const auto& current = p.effective();
+    const char* scope = p.scope == store::PartitionScope::kAll ? "all" : p.scope == store::PartitionScope::kCaCerts ? "ca" : "user";
+    if (context.json) {
+      std::cout << (i ? "," : "") << "{\"name\":" << Json(p.name) << ",\"scope\":" << Json(scope)
+                << ",\"expected\":" << (p.expected ? "true" : "false")
+                << ",\"number\":" << (current ? Json(current->number.ToString()) : "null")
+                << ",\"delta\":" << (p.delta ? Json(p.delta->number.ToString()) : "null")
+                << ",\"this_update\":" << JsonTime(current ? std::optional(current->this_update) : std::nullopt)
+                << ",\"next_update\":" << JsonTime(current ? current->next_update : std::nullopt)
+                << ",\"entries\":" << (current ? current->entry_count : 0) << "}";
+      continue;
+    }
+    std::cout << p.name << "  [" << scope << (p.expected ? ", expected" : "") << "]  ";
+    if (current) {
+      std::cout << "CRL " << (p.base ? p.base->number.ToString() : "?")
+                << (p.delta ? " + delta " + p.delta->number.ToString() : "") << ", " << current->entry_count
+                << " entries, nextUpdate " << (current->next_update ? IsoTime(*current->next_update) : "none");
+    } else {
+      std::cout << "MISSING";
+    }
+    std::cout << "\n";
+  }
+  if (context.json) std::cout << "]\n";
+  return 0;
+}
+
+std::optional<UnixSeconds> ParseTime(const std::string& text) {
+  std::tm parts{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &parts);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return static_cast<UnixSeconds>(timegm(&parts));
+}
+
+int Compromise(Context& context, const std::string& issuer_path, const std::string& since_text,
+               const std::string& declared_by) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  const auto since = ParseTime(since_text);
+  if (!since) return UsageError(Error{ErrorCode::kInvalidArgument, "--since takes YYYY-MM-DDTHH:MM:SSZ"});
+  if (declared_by.empty()) return UsageError(Error{ErrorCode::kInvalidArgument, "--by names who declares it"});
+  auto certificate = LoadCertificate(issuer_path);
+  if (!certificate) return Report(certificate.error());
+  auto identity = store::IssuerIdentity::FromCertificate(certificate->get());
+  if (!identity) return Report(identity.error());
+  auto store = context.Open(false);
+  if (!store) return Report(store.error());
+  auto txn = store->BeginWrite();
+  if (!txn) return Report(txn.error());
+  auto issuer = store->EnsureIssuer(*txn, *identity);
+  if (!issuer) return Report(issuer.error());
+  const store::CompromiseRecord record{*since, SystemClock().Now(), declared_by};
+  if (auto set = store->SetCompromise(*txn, *issuer, record); !set) return Report(set.error());
+  if (auto committed = txn->Commit(); !committed) return Report(committed.error());
+  std::cout << "declared: the key of " << identity->subject_text << " is compromised since "
+            << IsoTime(*issuer->state.compromised_since) << "; every certificate it issued is answered revoked "
+            << "(cACompromise)\n";
   return 0;
 }
 
@@ -146,20 +393,43 @@ int Status(StoreLocation& location) {
 int main(int argc, char** argv) {
   CLI::App app{"ocspctl: operate the OCSP responder's status store"};
   app.require_subcommand(1);
-  StoreLocation location;
-  auto* where = app.add_option_group("store location");
-  where->add_option("-c,--config", location.config_path, "the responder's configuration file");
-  where->add_option("-s,--store", location.store_path, "the store directory (overrides --config)");
+  app.fallthrough();  // --store, --config and --json may follow the subcommand too
+  Context context;
+  app.add_option("-c,--config", context.config_path, "the responder's configuration file");
+  app.add_option("-s,--store", context.store_path, "the store directory (overrides the configuration)");
+  app.add_flag("--json", context.json, "print JSON instead of text");
 
-  auto* import = app.add_subcommand("import", "verify a CRL against its CA and make it the issuer's current CRL");
+  auto* import = app.add_subcommand("import", "verify CRLs of one CA and switch the store to them in one transaction");
   std::string issuer_path;
-  std::string crl_path;
+  std::vector<std::string> crl_paths;
   bool allow_expired = false;
-  import->add_option("--issuer", issuer_path, "the CA certificate (PEM or DER) that signed the CRL")->required();
-  import->add_option("crl", crl_path, "the CRL file (DER or PEM)")->required();
-  import->add_flag("--allow-expired", allow_expired, "import even though the CRL's nextUpdate has passed");
+  bool allow_shrink = false;
+  import->add_option("--issuer", issuer_path, "the CA certificate (PEM or DER) that signed the CRLs")->required();
+  import->add_option("crls", crl_paths, "CRL files (DER or PEM): full CRLs, partitions, ARLs, delta CRLs")->required();
+  import->add_flag("--allow-expired", allow_expired, "import even though a CRL's nextUpdate has passed");
+  import->add_flag("--allow-shrink", allow_shrink, "import even though a CRL is much smaller than the one it replaces");
 
-  auto* status = app.add_subcommand("status", "show the issuers and their current CRLs");
+  auto* status = app.add_subcommand("status", "show issuers, coverage and freshness");
+
+  auto* history = app.add_subcommand("history", "list the import history (newest last)");
+  std::size_t limit = 50;
+  history->add_option("-n,--limit", limit, "how many records")->capture_default_str();
+
+  auto* partitions = app.add_subcommand("partitions", "list an issuer's partitions, or pin the expected set");
+  std::string partitions_issuer;
+  bool pin = false;
+  bool unpin = false;
+  partitions->add_option("--issuer", partitions_issuer, "the CA certificate")->required();
+  auto* pin_flag = partitions->add_flag("--pin", pin, "expect exactly the partitions held now (a missing one then means tryLater)");
+  partitions->add_flag("--unpin", unpin, "forget the expected set")->excludes(pin_flag);
+
+  auto* compromise = app.add_subcommand("compromise", "declare a CA key compromised (RFC 5280 cACompromise)");
+  std::string compromise_issuer;
+  std::string since;
+  std::string declared_by;
+  compromise->add_option("--issuer", compromise_issuer, "the CA certificate whose key is compromised")->required();
+  compromise->add_option("--since", since, "from when, YYYY-MM-DDTHH:MM:SSZ")->required();
+  compromise->add_option("--by", declared_by, "who declares it (recorded)")->required();
 
   try {
     app.parse(argc, argv);
@@ -170,8 +440,11 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   try {
-    if (import->parsed()) return Import(location, issuer_path, crl_path, allow_expired);
-    if (status->parsed()) return Status(location);
+    if (import->parsed()) return Import(context, issuer_path, crl_paths, allow_expired, allow_shrink);
+    if (status->parsed()) return Status(context);
+    if (history->parsed()) return History(context, limit);
+    if (partitions->parsed()) return Partitions(context, partitions_issuer, pin, unpin);
+    if (compromise->parsed()) return Compromise(context, compromise_issuer, since, declared_by);
   } catch (const std::exception& error) {
     std::cerr << "ocspctl: " << error.what() << "\n";
     return kExitEnvironment;

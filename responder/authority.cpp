@@ -64,35 +64,46 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
     if (!state) {
       return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError, state.error().Describe());
     }
-    if (!*state || !(*state)->current_crl) {
-      // Nothing is known about this issuer's revocations yet: say so, and promise nothing about the future.
+    const store::Coverage coverage = *state ? (*state)->coverage : store::Coverage{};
+    const bool any_crl = coverage.entries > 0 || coverage.partitions_held > 0 || coverage.oldest_this_update != 0;
+    if (any_crl && coverage.earliest_next_update && *coverage.earliest_next_update + grace_ < now) {
+      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+                       "a CRL of the issuer is past its nextUpdate");
+    }
+    answer.this_update = any_crl ? std::min(coverage.oldest_this_update, now) : now;
+    answer.next_update = any_crl ? coverage.earliest_next_update : std::nullopt;
+
+    std::optional<store::RevokedEntry> revoked;
+    if (*state && (*state)->compromised_since && *(*state)->compromised_since <= now) {
+      // The CA's own key is compromised (RFC 5280 cACompromise): nothing it signed can be trusted since.
+      revoked = store::RevokedEntry{*(*state)->compromised_since, store::Reason::kCaCompromise, std::nullopt, 0, false};
+    } else if (*state) {
+      auto entry = store_.GetRevoked(txn, (*state)->issuer_no, cert.serial);
+      if (!entry) {
+        return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError, entry.error().Describe());
+      }
+      revoked = *entry;
+    }
+    if (revoked) {
+      answer.status = CertStatus::kRevoked;
+      answer.revocation_time = revoked->revocation_time;
+      if (revoked->reason) answer.reason = static_cast<int>(*revoked->reason);
+      answer.invalidity_date = revoked->invalidity_date;
+    } else if (coverage.partitions_held == 0) {
+      // Nothing is known about this issuer's end-entity revocations yet: say so, promise nothing.
       answer.status = CertStatus::kUnknown;
       answer.this_update = now;
+      answer.next_update.reset();
+    } else if (!coverage.complete) {
+      // Absence from the partitions held proves nothing while an expected partition is missing.
+      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+                       "an expected partition of the issuer's CRL is missing");
     } else {
-      const store::CrlSummary& crl = *(*state)->current_crl;
-      if (crl.next_update && *crl.next_update + grace_ < now) {
-        return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
-                         "the issuer's CRL is past its nextUpdate");
-      }
-      answer.this_update = std::min(crl.this_update, now);
-      answer.next_update = crl.next_update;
-      auto revoked = store_.GetRevoked(txn, (*state)->issuer_no, cert.serial);
-      if (!revoked) {
-        return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError,
-                         revoked.error().Describe());
-      }
-      if (*revoked) {
-        answer.status = CertStatus::kRevoked;
-        answer.revocation_time = (*revoked)->revocation_time;
-        if ((*revoked)->reason) answer.reason = static_cast<int>(*(*revoked)->reason);
-        answer.invalidity_date = (*revoked)->invalidity_date;
-      } else {
-        answer.status = CertStatus::kGood;
-      }
-      if (answer.next_update) {
-        decision.next_update = decision.next_update ? std::min(*decision.next_update, *answer.next_update)
-                                                    : *answer.next_update;
-      }
+      answer.status = CertStatus::kGood;
+    }
+    if (answer.next_update) {
+      decision.next_update =
+          decision.next_update ? std::min(*decision.next_update, *answer.next_update) : *answer.next_update;
     }
     if (Severity(answer.status) > worst) {
       worst = Severity(answer.status);

@@ -1,13 +1,16 @@
 // StatusAuthority: the one place that decides what a request is answered, from the store's facts.
 //
 //   CertID hash we do not serve, or an issuer not configured  -> unauthorized (unsigned)
-//   issuer configured, no CRL imported yet                    -> unknown (signed, no nextUpdate)
-//   serial in the issuer's current CRL                        -> revoked, with the CRL entry's time, reason
-//                                                                and invalidity date
-//   serial absent from the current CRL                        -> good
-//   the CRL's nextUpdate plus the grace period has passed     -> tryLater: never an expired answer
+//   a CRL of the issuer is past nextUpdate plus the grace     -> tryLater: never an expired answer
+//   the issuer's key is declared compromised (cACompromise)   -> revoked for every serial from that time
+//   serial listed by a CRL or partition of the issuer         -> revoked, with the entry's time, reason and
+//                                                                invalidity date
+//   no CRL for end-entity certificates imported yet           -> unknown (signed, no nextUpdate)
+//   an expected partition is missing                          -> tryLater: absence proves nothing then
+//   serial absent and every expected partition held           -> good
 //   the store fails                                           -> internalError
-// thisUpdate and nextUpdate are the CRL's (thisUpdate never later than now).
+// thisUpdate is the oldest and nextUpdate the earliest over the issuer's partitions (thisUpdate never later
+// than now), so no answer claims more freshness than its least fresh source.
 // Thread safety: Decide is const and may run on many threads at once, each with its own transaction.
 #pragma once
 
