@@ -10,6 +10,22 @@
 #include <random>
 #include <stdexcept>
 
+namespace ocsp {
+// Handles only the fixtures need (common/openssl.h has the ones the product uses).
+template <>
+struct OpenSslDeleter<ISSUING_DIST_POINT> {
+  void operator()(ISSUING_DIST_POINT* p) const noexcept { ISSUING_DIST_POINT_free(p); }
+};
+template <>
+struct OpenSslDeleter<GENERAL_NAME> {
+  void operator()(GENERAL_NAME* p) const noexcept { GENERAL_NAME_free(p); }
+};
+template <>
+struct OpenSslDeleter<ASN1_OBJECT> {
+  void operator()(ASN1_OBJECT* p) const noexcept { ASN1_OBJECT_free(p); }
+};
+}  // namespace ocsp
+
 namespace ocsp::testing {
 namespace {
 
@@ -65,6 +81,36 @@ void AddUnknownCriticalExtension(X509_EXTENSION** out) {
   Check(*out != nullptr, "unknown extension");
 }
 
+void AddDistributionPoint(X509_CRL* crl, const DistributionPointSpec& spec) {
+  UniquePtr<ISSUING_DIST_POINT> point(ISSUING_DIST_POINT_new());
+  Check(point != nullptr, "IDP");
+  if (!spec.uri.empty() || !spec.directory_name.empty()) {
+    point->distpoint = DIST_POINT_NAME_new();
+    point->distpoint->type = 0;  // fullName
+    point->distpoint->name.fullname = GENERAL_NAMES_new();
+    if (!spec.uri.empty()) {
+      UniquePtr<GENERAL_NAME> name(GENERAL_NAME_new());
+      UniquePtr<ASN1_STRING> uri(ASN1_IA5STRING_new());
+      Check(ASN1_STRING_set(uri.get(), spec.uri.data(), static_cast<int>(spec.uri.size())) == 1, "IDP URI");
+      GENERAL_NAME_set0_value(name.get(), GEN_URI, uri.release());
+      Check(sk_GENERAL_NAME_push(point->distpoint->name.fullname, name.get()) > 0, "IDP name");
+      name.release();
+    }
+    if (!spec.directory_name.empty()) {
+      UniquePtr<GENERAL_NAME> name(GENERAL_NAME_new());
+      GENERAL_NAME_set0_value(name.get(), GEN_DIRNAME, ParseName(spec.directory_name).release());
+      Check(sk_GENERAL_NAME_push(point->distpoint->name.fullname, name.get()) > 0, "IDP name");
+      name.release();
+    }
+  }
+  // DER's TRUE is 0xff; OpenSSL writes the int's low octet as it is.
+  point->onlyuser = spec.only_user_certs ? 0xff : 0;
+  point->onlyCA = spec.only_ca_certs ? 0xff : 0;
+  point->indirectCRL = spec.indirect_crl ? 0xff : 0;
+  Check(X509_CRL_add1_ext_i2d(crl, NID_issuing_distribution_point, point.get(), spec.critical ? 1 : 0, 0) == 1,
+        "add IDP");
+}
+
 }  // namespace
 
 UniquePtr<EVP_PKEY> GenerateKey(KeyType type) {
@@ -73,6 +119,7 @@ UniquePtr<EVP_PKEY> GenerateKey(KeyType type) {
     case KeyType::kEcP256: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
     case KeyType::kRsa2048: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048)); break;
     case KeyType::kEd25519: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); break;
+    case KeyType::kEcP384: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); break;
   }
   Check(key != nullptr, "key generation");
   return UniquePtr<EVP_PKEY>(key);
@@ -117,17 +164,17 @@ UniquePtr<X509_CRL> MakeCrl(const X509* issuer, EVP_PKEY* signing_key, const Crl
   Check(X509_CRL_set_version(crl.get(), 1) == 1, "CRL version");
   X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer));
   const UnixSeconds this_update = options.this_update ? options.this_update : Now() - 60;
-  auto last = Time(this_update);
+  auto last = MakeTime(this_update, options.time_form);
   X509_CRL_set1_lastUpdate(crl.get(), last.get());
   if (!options.omit_next_update) {
-    auto next = Time(options.next_update.value_or(this_update + 86400));
+    auto next = MakeTime(options.next_update.value_or(this_update + 86400), options.time_form);
     X509_CRL_set1_nextUpdate(crl.get(), next.get());
   }
   for (const RevokedSpec& spec : options.revoked) {
     X509_REVOKED* revoked = X509_REVOKED_new();
     UniquePtr<ASN1_INTEGER> serial = IntegerFromMagnitude(spec.serial);
     X509_REVOKED_set_serialNumber(revoked, serial.get());
-    auto when = Time(spec.revoked_at ? spec.revoked_at : this_update - 3600);
+    auto when = MakeTime(spec.revoked_at ? spec.revoked_at : this_update - 3600, spec.revoked_at_form);
     X509_REVOKED_set_revocationDate(revoked, when.get());
     if (spec.reason) {
       UniquePtr<ASN1_ENUMERATED> reason(ASN1_ENUMERATED_new());
@@ -148,20 +195,33 @@ UniquePtr<X509_CRL> MakeCrl(const X509* issuer, EVP_PKEY* signing_key, const Crl
   }
   if (options.include_number) {
     UniquePtr<ASN1_INTEGER> number(ASN1_INTEGER_new());
-    ASN1_INTEGER_set(number.get(), options.number);
+    if (options.number_magnitude) {
+      number = IntegerFromMagnitude(*options.number_magnitude);
+    } else {
+      ASN1_INTEGER_set(number.get(), options.number);
+    }
     X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0);
   }
   X509V3_CTX context;
   X509V3_set_ctx_nodb(&context);
   X509V3_set_ctx(&context, const_cast<X509*>(issuer), nullptr, nullptr, crl.get(), 0);
-  UniquePtr<X509_EXTENSION> aki(X509V3_EXT_conf_nid(nullptr, &context, NID_authority_key_identifier, "keyid:always"));
-  Check(aki && X509_CRL_add_ext(crl.get(), aki.get(), -1) == 1, "CRL authority key identifier");
+  if (options.include_authority_key_id) {
+    UniquePtr<X509_EXTENSION> aki(
+        X509V3_EXT_conf_nid(nullptr, &context, NID_authority_key_identifier, "keyid:always"));
+    Check(aki && X509_CRL_add_ext(crl.get(), aki.get(), -1) == 1, "CRL authority key identifier");
+  }
   if (options.delta) {
     UniquePtr<ASN1_INTEGER> base(ASN1_INTEGER_new());
-    ASN1_INTEGER_set(base.get(), options.number - 1);
+    if (options.delta_base_magnitude) {
+      base = IntegerFromMagnitude(*options.delta_base_magnitude);
+    } else {
+      ASN1_INTEGER_set(base.get(), options.number - 1);
+    }
     X509_CRL_add1_ext_i2d(crl.get(), NID_delta_crl, base.get(), 1, 0);
   }
-  if (options.issuing_distribution_point) {
+  if (options.distribution_point) {
+    AddDistributionPoint(crl.get(), *options.distribution_point);
+  } else if (options.issuing_distribution_point) {
     UniquePtr<X509_EXTENSION> idp(
         X509V3_EXT_conf_nid(nullptr, &context, NID_issuing_distribution_point, "critical,fullname:URI:http://crl.test/p1.crl"));
     Check(idp && X509_CRL_add_ext(crl.get(), idp.get(), -1) == 1, "issuing distribution point");
@@ -172,9 +232,36 @@ UniquePtr<X509_CRL> MakeCrl(const X509* issuer, EVP_PKEY* signing_key, const Crl
     X509_CRL_add_ext(crl.get(), extension, -1);
     X509_EXTENSION_free(extension);
   }
-  X509_CRL_sort(crl.get());
-  Check(X509_CRL_sign(crl.get(), signing_key, DigestFor(signing_key)) > 0, "sign CRL");
+  if (options.sort_entries) X509_CRL_sort(crl.get());
+  SignCrl(crl.get(), signing_key, options.digest, options.rsa_pss, options.pss_salt);
   return crl;
+}
+
+UniquePtr<ASN1_TIME> MakeTime(UnixSeconds seconds, TimeForm form) {
+  ASN1_TIME* time = nullptr;
+  switch (form) {
+    case TimeForm::kAuto: time = ASN1_TIME_set(nullptr, static_cast<time_t>(seconds)); break;
+    case TimeForm::kUtcTime: time = ASN1_UTCTIME_set(nullptr, static_cast<time_t>(seconds)); break;
+    case TimeForm::kGeneralizedTime: time = ASN1_GENERALIZEDTIME_set(nullptr, static_cast<time_t>(seconds)); break;
+  }
+  Check(time != nullptr, "time (UTCTime only exists for 1950-2049)");
+  return UniquePtr<ASN1_TIME>(time);
+}
+
+void SignCrl(X509_CRL* crl, EVP_PKEY* key, const EVP_MD* digest, bool rsa_pss, int pss_salt) {
+  const int type = EVP_PKEY_get_base_id(key);
+  const bool pure = type == EVP_PKEY_ED25519 || type == EVP_PKEY_ED448;
+  const EVP_MD* md = pure ? nullptr : (digest != nullptr ? digest : EVP_sha256());
+  UniquePtr<EVP_MD_CTX> context(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* key_context = nullptr;  // owned by `context`
+  Check(context && EVP_DigestSignInit(context.get(), &key_context, md, nullptr, key) == 1, "CRL signing init");
+  if (rsa_pss) {
+    Check(EVP_PKEY_CTX_set_rsa_padding(key_context, RSA_PKCS1_PSS_PADDING) == 1 &&
+              EVP_PKEY_CTX_set_rsa_mgf1_md(key_context, md) == 1 &&
+              EVP_PKEY_CTX_set_rsa_pss_saltlen(key_context, pss_salt) == 1,
+          "RSASSA-PSS parameters");
+  }
+  Check(X509_CRL_sign_ctx(crl, context.get()) > 0, "sign CRL");
 }
 
 Bytes ToDer(const X509_CRL* crl) {
@@ -282,6 +369,212 @@ Bytes MakeRequest(const X509* issuer, const std::vector<Bytes>& serials, const E
   unsigned char* cursor = out.data();
   i2d_OCSP_REQUEST(request.get(), &cursor);
   return out;
+}
+
+namespace der {
+
+Bytes Length(std::size_t length) {
+  if (length < 0x80) return {static_cast<std::uint8_t>(length)};
+  Bytes octets;
+  for (std::size_t rest = length; rest != 0; rest >>= 8) octets.insert(octets.begin(), static_cast<std::uint8_t>(rest));
+  octets.insert(octets.begin(), static_cast<std::uint8_t>(0x80 | octets.size()));
+  return octets;
+}
+
+Bytes Cat(std::initializer_list<ByteView> parts) {
+  Bytes out;
+  for (ByteView part : parts) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+Bytes Tlv(std::uint8_t tag, ByteView contents) {
+  Bytes out{tag};
+  const Bytes length = Length(contents.size());
+  out.insert(out.end(), length.begin(), length.end());
+  out.insert(out.end(), contents.begin(), contents.end());
+  return out;
+}
+
+Bytes Tlv(std::uint8_t tag, std::initializer_list<ByteView> parts) { return Tlv(tag, Cat(parts)); }
+
+Bytes Integer(ByteView magnitude) {
+  Bytes contents(magnitude.begin(), magnitude.end());
+  if (contents.empty() || (contents[0] & 0x80) != 0) contents.insert(contents.begin(), 0x00);
+  return Tlv(0x02, contents);
+}
+
+Bytes Oid(std::string_view dotted) {
+  UniquePtr<ASN1_OBJECT> object(OBJ_txt2obj(std::string(dotted).c_str(), 1));
+  Check(object != nullptr, "OID");
+  const int length = i2d_ASN1_OBJECT(object.get(), nullptr);
+  Bytes out(static_cast<std::size_t>(length));
+  unsigned char* cursor = out.data();
+  i2d_ASN1_OBJECT(object.get(), &cursor);
+  return out;
+}
+
+Bytes Extension(std::string_view oid, bool critical, ByteView value) {
+  const Bytes flag = critical ? Bytes{0x01, 0x01, 0xff} : Bytes{};
+  return Tlv(0x30, {Oid(oid), flag, Tlv(0x04, value)});
+}
+
+}  // namespace der
+
+namespace {
+
+template <typename T>
+Bytes I2d(const T* object, int (*encode)(const T*, unsigned char**)) {
+  const int length = encode(object, nullptr);
+  if (length <= 0) return {};
+  Bytes out(static_cast<std::size_t>(length));
+  unsigned char* cursor = out.data();
+  encode(object, &cursor);
+  return out;
+}
+
+bool KnownCrlExtensionNid(int nid) {
+  return nid == NID_crl_number || nid == NID_authority_key_identifier || nid == NID_issuer_alt_name ||
+         nid == NID_delta_crl || nid == NID_issuing_distribution_point || nid == NID_freshest_crl ||
+         nid == NID_info_access;
+}
+
+}  // namespace
+
+std::string Describe(const CrlSummary& summary) {
+  auto optional_hex = [](const std::optional<Bytes>& bytes) { return bytes ? ToHex(*bytes) : std::string("-"); };
+  auto optional_time = [](const std::optional<UnixSeconds>& time) {
+    return time ? std::to_string(*time) : std::string("-");
+  };
+  std::string text = "issuer=" + ToHex(summary.issuer) + " alg=" + ToHex(summary.signature_algorithm) +
+                     " thisUpdate=" + std::to_string(summary.this_update) +
+                     " nextUpdate=" + optional_time(summary.next_update) +
+                     " number=" + optional_hex(summary.crl_number) + " base=" + optional_hex(summary.delta_base) +
+                     " akid=" + optional_hex(summary.authority_key_id) +
+                     " idp=" + (summary.has_distribution_point ? ToHex(summary.distribution_point_name) : "-") +
+                     " scope=" + std::to_string(summary.scope) +
+                     " entries=" + std::to_string(summary.entries.size());
+  for (const CrlSummary::Entry& entry : summary.entries) {
+    text += "\n  serial=" + ToHex(entry.serial) + " at=" + std::to_string(entry.revocation_time) +
+            " reason=" + (entry.reason ? std::to_string(*entry.reason) : "-") +
+            " invalidity=" + optional_time(entry.invalidity_date);
+  }
+  return text;
+}
+
+std::optional<OpenSslCrlReading> ReadCrlWithOpenSsl(ByteView der) {
+  const unsigned char* cursor = der.data();
+  UniquePtr<X509_CRL> crl(d2i_X509_CRL(nullptr, &cursor, static_cast<long>(der.size())));
+  if (!crl || cursor != der.data() + der.size()) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  OpenSslCrlReading reading;
+  CrlSummary& summary = reading.summary;
+  auto problem = [&](std::string what) { reading.problems.push_back(std::move(what)); };
+  // X509V3_get_d2i's protocol: NULL with *critical == -1 is "absent", -2 "more than once", 0/1 "undecodable".
+  auto extension = [&](auto get, int nid, const char* name) -> void* {
+    int critical = -1;
+    void* value = get(nid, &critical);
+    if (value == nullptr && critical == -2) problem(std::string(name) + " appears more than once");
+    if (value == nullptr && critical >= 0) problem(std::string(name) + " is undecodable");
+    return value;
+  };
+  auto magnitude = [&](const ASN1_INTEGER* integer, const char* name) -> std::optional<Bytes> {
+    auto bytes = IntegerMagnitude(integer);
+    if (!bytes) {
+      problem(std::string(name) + ": " + bytes.error().message);
+      return std::nullopt;
+    }
+    return *bytes;
+  };
+  auto seconds = [&](const ASN1_TIME* time, const char* name) -> UnixSeconds {
+    auto value = ToUnixSeconds(time);
+    if (!value) {
+      problem(std::string(name) + ": " + value.error().message);
+      return 0;
+    }
+    return *value;
+  };
+
+  summary.issuer = NameDer(X509_CRL_get_issuer(crl.get()));
+  const ASN1_BIT_STRING* signature = nullptr;
+  const X509_ALGOR* algorithm = nullptr;
+  X509_CRL_get0_signature(crl.get(), &signature, &algorithm);
+  summary.signature_algorithm = I2d<X509_ALGOR>(algorithm, i2d_X509_ALGOR);
+  // OpenSSL 3.0 has no accessor for the inner AlgorithmIdentifier; re-encoding the tbsCertList from what it
+  // parsed gives it, and more: for DER input, the re-encoding is the input's bytes exactly.
+  summary.tbs = I2d<X509_CRL>(crl.get(), [](const X509_CRL* item, unsigned char** out) {
+    return i2d_re_X509_CRL_tbs(const_cast<X509_CRL*>(item), out);
+  });
+  summary.signature.assign(signature->data, signature->data + signature->length);
+  summary.this_update = seconds(X509_CRL_get0_lastUpdate(crl.get()), "thisUpdate");
+  if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get())) summary.next_update = seconds(next, "nextUpdate");
+
+  auto crl_extension = [&](int nid, int* critical) { return X509_CRL_get_ext_d2i(crl.get(), nid, critical, nullptr); };
+  if (UniquePtr<ASN1_INTEGER> number(
+          static_cast<ASN1_INTEGER*>(extension(crl_extension, NID_crl_number, "cRLNumber")));
+      number) {
+    summary.crl_number = magnitude(number.get(), "cRLNumber");
+  }
+  if (UniquePtr<ASN1_INTEGER> base(
+          static_cast<ASN1_INTEGER*>(extension(crl_extension, NID_delta_crl, "deltaCRLIndicator")));
+      base) {
+    summary.delta_base = magnitude(base.get(), "deltaCRLIndicator");
+  }
+  if (UniquePtr<AUTHORITY_KEYID> key_id(static_cast<AUTHORITY_KEYID*>(
+          extension(crl_extension, NID_authority_key_identifier, "authorityKeyIdentifier")));
+      key_id && key_id->keyid != nullptr) {
+    summary.authority_key_id = Bytes(key_id->keyid->data, key_id->keyid->data + key_id->keyid->length);
+  }
+  if (UniquePtr<ISSUING_DIST_POINT> point(static_cast<ISSUING_DIST_POINT*>(
+          extension(crl_extension, NID_issuing_distribution_point, "issuingDistributionPoint")));
+      point) {
+    summary.has_distribution_point = true;
+    if (point->distpoint != nullptr) summary.distribution_point_name = I2d<DIST_POINT_NAME>(point->distpoint, i2d_DIST_POINT_NAME);
+    summary.scope = point->onlyCA > 0 ? 2 : 1;
+    if (point->onlyuser > 0 && point->onlyCA > 0) problem("IDP is both onlyContainsUserCerts and onlyContainsCACerts");
+    if (point->indirectCRL > 0) summary.unsupported = "indirectCRL";
+    if (point->onlysomereasons != nullptr) summary.unsupported = "onlySomeReasons";
+    if (point->onlyattr > 0) summary.unsupported = "onlyContainsAttributeCerts";
+  }
+  for (int i = 0; i < X509_CRL_get_ext_count(crl.get()); ++i) {
+    X509_EXTENSION* item = X509_CRL_get_ext(crl.get(), i);
+    if (X509_EXTENSION_get_critical(item) && !KnownCrlExtensionNid(OBJ_obj2nid(X509_EXTENSION_get_object(item)))) {
+      summary.unsupported = "an unknown critical CRL extension";
+    }
+  }
+
+  STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
+  for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
+    const X509_REVOKED* item = sk_X509_REVOKED_value(revoked, i);
+    CrlSummary::Entry entry;
+    entry.serial = magnitude(X509_REVOKED_get0_serialNumber(item), "serial").value_or(Bytes{});
+    entry.revocation_time = seconds(X509_REVOKED_get0_revocationDate(item), "revocationDate");
+    auto entry_extension = [&](int nid, int* critical) {
+      return X509_REVOKED_get_ext_d2i(item, nid, critical, nullptr);
+    };
+    if (UniquePtr<ASN1_STRING> reason(
+            static_cast<ASN1_STRING*>(extension(entry_extension, NID_crl_reason, "reasonCode")));
+        reason) {
+      entry.reason = static_cast<int>(ASN1_ENUMERATED_get(reason.get()));
+    }
+    if (UniquePtr<ASN1_STRING> date(
+            static_cast<ASN1_STRING*>(extension(entry_extension, NID_invalidity_date, "invalidityDate")));
+        date) {
+      entry.invalidity_date = seconds(date.get(), "invalidityDate");
+    }
+    for (int j = 0; j < X509_REVOKED_get_ext_count(item); ++j) {
+      X509_EXTENSION* item_extension = X509_REVOKED_get_ext(item, j);
+      const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(item_extension));
+      if (nid == NID_certificate_issuer) summary.unsupported = "a certificateIssuer entry extension";
+      const bool known = nid == NID_crl_reason || nid == NID_invalidity_date || nid == NID_hold_instruction_code;
+      if (X509_EXTENSION_get_critical(item_extension) && !known && nid != NID_certificate_issuer) {
+        summary.unsupported = "an unknown critical entry extension";
+      }
+    }
+    summary.entries.push_back(std::move(entry));
+  }
+  return reading;
 }
 
 }  // namespace ocsp::testing

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "importer/crl_import.h"
+#include "importer/import.h"
 #include "responder/authority.h"
 #include "tests/support/test_pki.h"
 
@@ -36,9 +36,17 @@ struct Fixture {
     signer = std::make_unique<signer::Signer>(std::move(*loaded));
   }
 
-  void ImportCrl(const CrlOptions& options) {
-    REQUIRE(importer::CrlImporter(store, clock).Import(ca.certificate.get(), ToDer(ca.Crl(options).get())));
+  void ImportCrl(const CrlOptions& options) { REQUIRE(Import(ca, options).has_value()); }
+
+  Result<importer::ImportReport> Import(const TestCa& issuer, const CrlOptions& options) {
+    const auto path = dir.path() / ("crl-" + std::to_string(++written) + ".der");
+    ocsp::testing::WriteFile(path, ToDer(issuer.Crl(options).get()));
+    importer::ImportOptions import_options;
+    import_options.allow_expired = true;
+    return importer::Importer(store, dir.path() / "store", clock, import_options)
+        .Import(issuer.certificate.get(), {{path, path.string()}});
   }
+  int written = 0;
 
   Decision Decide(const Bytes& request_der, UnixSeconds grace = 0) {
     StatusAuthority authority(store, issuers, {signer.get()}, clock, grace);
@@ -117,8 +125,7 @@ TEST_CASE("authority: with a current CRL, listed serials are revoked and the oth
 TEST_CASE("authority: an issuer that is not configured is unauthorized, even with a CRL in the store") {
   Fixture f;
   CrlOptions options;
-  REQUIRE(importer::CrlImporter(f.store, f.clock)
-              .Import(f.unconfigured.certificate.get(), ToDer(f.unconfigured.Crl(options).get())));
+  REQUIRE(f.Import(f.unconfigured, options).has_value());
   Decision decision = f.Decide(MakeRequest(f.unconfigured.certificate.get(), {Serial(1)}, EVP_sha1()));
   REQUIRE(decision.exception.has_value());
   CHECK(*decision.exception == ResponseStatus::kUnauthorized);
@@ -160,4 +167,55 @@ TEST_CASE("authority: past the CRL's nextUpdate plus grace the answer is tryLate
     CHECK_FALSE(decision.exception.has_value());
     CHECK(decision.outcome == Outcome::kGood);
   }
+}
+
+TEST_CASE("authority: a CA whose key is declared compromised answers every serial revoked with cACompromise") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  f.ImportCrl(StandardCrl(now));
+  {
+    auto txn = f.store.BeginWrite();
+    auto issuer = f.store.GetIssuer(txn->get(), f.issuers.at(0).id);
+    REQUIRE(f.store.SetCompromise(*txn, **issuer, {now - 3600, now, "operator on duty"}).has_value());
+    REQUIRE(txn->Commit().has_value());
+  }
+  Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+  REQUIRE(decision.answers.size() == 1);
+  CHECK(decision.answers[0].status == CertStatus::kRevoked);
+  CHECK(decision.answers[0].reason == 2);
+  CHECK(decision.answers[0].revocation_time == now - 3600);
+}
+
+TEST_CASE("authority: with an expected partition missing, an unlisted serial is tryLater, a listed one revoked") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  auto partition = [&](const std::string& name, std::vector<ocsp::testing::RevokedSpec> revoked) {
+    CrlOptions options = StandardCrl(now);
+    options.revoked = std::move(revoked);
+    ocsp::testing::DistributionPointSpec point;
+    point.uri = "http://crl.test/" + name + ".crl";
+    options.distribution_point = point;
+    return options;
+  };
+  f.ImportCrl(partition("a", {{Serial(0x1002), now - 60, 1, std::nullopt}}));
+  f.ImportCrl(partition("b", {}));
+  {
+    auto txn = f.store.BeginWrite();
+    auto issuer = f.store.GetIssuer(txn->get(), f.issuers.at(0).id);
+    REQUIRE(f.store.PinPartitions(*txn, **issuer, true).has_value());
+    // Partition b is lost (what an operator's mistake or a failed sync would leave).
+    auto partitions = f.store.ListPartitions(txn->get(), (*issuer)->state.issuer_no);
+    REQUIRE(partitions->size() == 2);
+    auto lost = (*partitions)[1];
+    lost.base.reset();
+    REQUIRE(f.store.PutPartition(*txn, (*issuer)->state.issuer_no, lost).has_value());
+    REQUIRE(f.store.UpdateIssuer(*txn, **issuer).has_value());
+    REQUIRE(txn->Commit().has_value());
+  }
+  Decision unlisted = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+  REQUIRE(unlisted.exception.has_value());
+  CHECK(*unlisted.exception == ResponseStatus::kTryLater);
+  Decision listed = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1002)}, EVP_sha1()));
+  REQUIRE_FALSE(listed.exception.has_value());
+  CHECK(listed.answers[0].status == CertStatus::kRevoked);
 }

@@ -1,17 +1,19 @@
 #include <doctest/doctest.h>
 
-#include "importer/crl_import.h"
+#include "importer/import.h"
 #include "tests/support/test_pki.h"
 
 using namespace ocsp;
 using namespace ocsp::importer;
 using ocsp::testing::CrlOptions;
+using ocsp::testing::DistributionPointSpec;
 using ocsp::testing::RevokedSpec;
 using ocsp::testing::Serial;
 using ocsp::testing::TempDir;
 using ocsp::testing::TestCa;
 using ocsp::testing::ToDer;
 using ocsp::testing::ToPem;
+using ocsp::testing::WriteFile;
 
 namespace {
 
@@ -19,16 +21,33 @@ struct Fixture {
   TempDir dir;
   TestCa ca = TestCa::Create();
   SystemClock clock;
-  store::Store store = *store::Store::Open(dir.path() / "store", {});
+  std::filesystem::path store_directory = dir.path() / "store";
+  store::Store store = *store::Store::Open(store_directory, {});
+  ImportOptions options;
+  int files_written = 0;
 
-  Result<ImportReport> Import(const CrlOptions& options, ImportOptions import_options = {}) {
-    return CrlImporter(store, clock, import_options).Import(ca.certificate.get(), ToDer(ca.Crl(options).get()));
+  std::filesystem::path Write(const CrlOptions& crl_options, const TestCa* signer = nullptr) {
+    const auto path = dir.path() / ("crl-" + std::to_string(++files_written) + ".der");
+    WriteFile(path, ToDer((signer ? *signer : ca).Crl(crl_options).get()));
+    return path;
   }
-  Bytes DataFile() const { return *ReadFile(dir.path() / "store" / "data.mdb"); }
-  std::optional<store::IssuerState> State() {
+  Result<ImportReport> ImportPaths(const std::vector<std::filesystem::path>& paths) {
+    std::vector<ImportInput> inputs;
+    for (const auto& path : paths) inputs.push_back({path, path.filename().string()});
+    return Importer(store, store_directory, clock, options).Import(ca.certificate.get(), inputs);
+  }
+  Result<ImportReport> Import(const CrlOptions& crl_options) { return ImportPaths({Write(crl_options)}); }
+  Bytes DataFile() const { return *ReadFile(store_directory / "data.mdb"); }
+  store::IssuerState State() {
     auto txn = store.BeginRead();
     auto identity = store::IssuerIdentity::FromCertificate(ca.certificate.get());
-    return *store.GetIssuerState(txn->get(), identity->id);
+    auto state = *store.GetIssuerState(txn->get(), identity->id);
+    REQUIRE(state.has_value());
+    return *state;
+  }
+  std::optional<store::RevokedEntry> Lookup(std::uint64_t serial) {
+    auto txn = store.BeginRead();
+    return *store.GetRevoked(txn->get(), State().issuer_no, Serial(serial));
   }
 };
 
@@ -39,179 +58,313 @@ CrlOptions Numbered(long number, std::vector<RevokedSpec> revoked = {}) {
   return options;
 }
 
-// Every refusal must leave the data file exactly as it was.
-void CheckRefusedAndUnchanged(Fixture& fixture, const Result<ImportReport>& result, const Bytes& before,
-                              std::string_view expected_words) {
+CrlOptions Partition(long number, const std::string& municipality, std::vector<RevokedSpec> revoked) {
+  CrlOptions options = Numbered(number, std::move(revoked));
+  DistributionPointSpec point;
+  point.directory_name = "/C=JP/OU=CRL Distribution Points/OU=Tokyo/CN=" + municipality + " CRLDP";
+  options.distribution_point = point;
+  return options;
+}
+
+CrlOptions Delta(long number, long base, std::vector<RevokedSpec> revoked) {
+  CrlOptions options = Numbered(number, std::move(revoked));
+  options.delta = true;
+  options.delta_base_magnitude = Serial(static_cast<std::uint64_t>(base));
+  return options;
+}
+
+RevokedSpec Entry(std::uint64_t serial, std::optional<int> reason = 3) { return {Serial(serial), 0, reason, std::nullopt}; }
+
+void CheckRefused(Fixture& fixture, const Result<ImportReport>& result, const Bytes& before, std::string_view words) {
   REQUIRE_FALSE(result.has_value());
   INFO(result.error().message);
-  CHECK(result.error().message.find(expected_words) != std::string::npos);
+  CHECK(result.error().message.find(words) != std::string::npos);
   CHECK(fixture.DataFile() == before);
 }
 
 }  // namespace
 
-TEST_CASE("import: a valid CRL becomes the issuer's current CRL with every entry") {
-  Fixture fixture;
-  const UnixSeconds now = fixture.clock.Now();
-  auto report = fixture.Import(Numbered(5, {{Serial(0x1002), now - 7200, 1, now - 86400},
-                                            {Serial(0x1003), now - 3600, 3, std::nullopt},
-                                            {Serial(0x1004), now - 3600, std::nullopt, std::nullopt}}));
+TEST_CASE("import: a valid CRL becomes the issuer's complete CRL with every entry") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  auto report = f.Import(Numbered(5, {{Serial(0x1002), now - 7200, 1, now - 86400}, {Serial(0x1003), now - 3600, 3, {}},
+                                      {Serial(0x1004), now - 3600, std::nullopt, {}}}));
   REQUIRE(report.has_value());
-  CHECK(report->outcome == ImportReport::Outcome::kImported);
-  CHECK(report->entries == 3);
-  CHECK(report->number.ToString() == "5");
-  auto state = fixture.State();
-  REQUIRE(state.has_value());
-  REQUIRE(state->current_crl.has_value());
-  CHECK(state->current_crl->entry_count == 3);
-
-  auto txn = fixture.store.BeginRead();
-  auto entry = fixture.store.GetRevoked(txn->get(), state->issuer_no, Serial(0x1002));
-  REQUIRE(entry->has_value());
-  CHECK((*entry)->reason == store::Reason::kKeyCompromise);
-  CHECK((*entry)->revocation_time == now - 7200);
-  CHECK((*entry)->invalidity_date == now - 86400);
+  CHECK(report->added == 3);
+  REQUIRE(report->files.size() == 1);
+  CHECK(report->files[0].number == "5");
+  CHECK(report->files[0].kind == CrlKind::kFull);
+  const auto state = f.State();
+  CHECK(state.coverage.complete);
+  CHECK(state.coverage.partitions_held == 1);
+  auto entry = f.Lookup(0x1002);
+  REQUIRE(entry.has_value());
+  CHECK(entry->reason == store::Reason::kKeyCompromise);
+  CHECK(entry->revocation_time == now - 7200);
+  CHECK(entry->invalidity_date == now - 86400);
 }
 
-TEST_CASE("import: PEM and DER of the same CRL are the same content") {
-  Fixture fixture;
-  auto crl = fixture.ca.Crl(Numbered(1, {{Serial(9), 0, 4, std::nullopt}}));
-  CrlImporter importer(fixture.store, fixture.clock);
-  REQUIRE(importer.Import(fixture.ca.certificate.get(), ToDer(crl.get())).has_value());
-  auto again = importer.Import(fixture.ca.certificate.get(), AsBytes(ToPem(crl.get())));
-  REQUIRE(again.has_value());
-  CHECK(again->outcome == ImportReport::Outcome::kUnchanged);
-}
-
-TEST_CASE("import: re-importing the identical file is a no-op that changes nothing") {
-  Fixture fixture;
-  auto crl = ToDer(fixture.ca.Crl(Numbered(1)).get());
-  CrlImporter importer(fixture.store, fixture.clock);
-  REQUIRE(importer.Import(fixture.ca.certificate.get(), crl).has_value());
-  const Bytes before = fixture.DataFile();
-  auto again = importer.Import(fixture.ca.certificate.get(), crl);
-  REQUIRE(again.has_value());
-  CHECK(again->outcome == ImportReport::Outcome::kUnchanged);
-  CHECK(fixture.DataFile() == before);
+TEST_CASE("import: re-importing the identical file, as DER or PEM, is a no-op that changes nothing") {
+  Fixture f;
+  auto crl = f.ca.Crl(Numbered(1, {Entry(9)}));
+  const auto der = f.dir.path() / "crl.der";
+  const auto pem = f.dir.path() / "crl.pem";
+  WriteFile(der, ToDer(crl.get()));
+  WriteFile(pem, ToPem(crl.get()));
+  REQUIRE(f.ImportPaths({der}).has_value());
+  const Bytes before = f.DataFile();
+  for (const auto& path : {der, pem}) {
+    auto again = f.ImportPaths({path});
+    REQUIRE(again.has_value());
+    CHECK(again->nothing_to_do());
+  }
+  CHECK(f.DataFile() == before);
 }
 
 TEST_CASE("import: a CRL number that does not increase is refused and the store is unchanged") {
-  Fixture fixture;
-  REQUIRE(fixture.Import(Numbered(7, {{Serial(1), 0, 1, std::nullopt}})).has_value());
-  const Bytes before = fixture.DataFile();
-  SUBCASE("lower") {
-    CheckRefusedAndUnchanged(fixture, fixture.Import(Numbered(6)), before, "lower than the held CRL number 7");
-  }
+  Fixture f;
+  REQUIRE(f.Import(Numbered(7, {Entry(1)})).has_value());
+  const Bytes before = f.DataFile();
+  SUBCASE("lower") { CheckRefused(f, f.Import(Numbered(6)), before, "lower than the held CRL number 7"); }
   SUBCASE("equal with other content") {
-    CheckRefusedAndUnchanged(fixture, fixture.Import(Numbered(7, {{Serial(2), 0, 1, std::nullopt}})), before,
-                             "already held with different content");
+    CheckRefused(f, f.Import(Numbered(7, {Entry(2)})), before, "already held with different content");
   }
-  auto state = fixture.State();
-  CHECK(state->current_crl->number.ToString() == "7");
-  CHECK(state->current_crl->entry_count == 1);
 }
 
-TEST_CASE("import: a CRL signed by another key is refused and the store is unchanged") {
-  Fixture fixture;
-  REQUIRE(fixture.Import(Numbered(1)).has_value());
-  const Bytes before = fixture.DataFile();
-  // Same issuer name, signed by a different key: what a forged or mismatched-generation CRL looks like.
-  auto impostor_key = ocsp::testing::GenerateKey();
-  auto forged = ocsp::testing::MakeCrl(fixture.ca.certificate.get(), impostor_key.get(), Numbered(2));
-  auto result = CrlImporter(fixture.store, fixture.clock).Import(fixture.ca.certificate.get(), ToDer(forged.get()));
-  CheckRefusedAndUnchanged(fixture, result, before, "signature does not verify");
-}
-
-TEST_CASE("import: a CRL of another CA is refused, naming both") {
-  Fixture fixture;
-  REQUIRE(fixture.Import(Numbered(1)).has_value());
-  const Bytes before = fixture.DataFile();
-  const TestCa other = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Other CA");
-  auto result = CrlImporter(fixture.store, fixture.clock)
-                    .Import(fixture.ca.certificate.get(), ToDer(other.Crl(Numbered(2)).get()));
-  CheckRefusedAndUnchanged(fixture, result, before, "issued by OU=Other CA");
-}
-
-TEST_CASE("import: a CRL of another key generation with the same name is refused by its key identifier") {
-  Fixture fixture;
-  const TestCa next_generation = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Test Signing CA");
-  REQUIRE(fixture.Import(Numbered(1)).has_value());
-  const Bytes before = fixture.DataFile();
-  auto result = CrlImporter(fixture.store, fixture.clock)
-                    .Import(fixture.ca.certificate.get(), ToDer(next_generation.Crl(Numbered(2)).get()));
-  CheckRefusedAndUnchanged(fixture, result, before, "authority key identifier");
-}
-
-TEST_CASE("import: CRLs this version cannot answer from correctly are refused") {
-  Fixture fixture;
-  REQUIRE(fixture.Import(Numbered(1)).has_value());
-  const Bytes before = fixture.DataFile();
-  const UnixSeconds now = fixture.clock.Now();
-  SUBCASE("delta CRL") {
-    CrlOptions options = Numbered(2);
-    options.delta = true;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "delta CRL");
+TEST_CASE("import: wrong signatures and wrong issuers are refused, naming what was looked for") {
+  Fixture f;
+  REQUIRE(f.Import(Numbered(1)).has_value());
+  const Bytes before = f.DataFile();
+  SUBCASE("signed by another key under the same name") {
+    auto impostor = ocsp::testing::GenerateKey();
+    const auto path = f.dir.path() / "forged.der";
+    WriteFile(path, ToDer(ocsp::testing::MakeCrl(f.ca.certificate.get(), impostor.get(), Numbered(2)).get()));
+    CheckRefused(f, f.ImportPaths({path}), before, "signature does not verify");
   }
-  SUBCASE("partition") {
-    CrlOptions options = Numbered(2);
-    options.issuing_distribution_point = true;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "issuing distribution point");
+  SUBCASE("another CA") {
+    const TestCa other = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Other CA");
+    CheckRefused(f, f.ImportPaths({f.Write(Numbered(2), &other)}), before, "issued by OU=Other CA");
   }
+  SUBCASE("another key generation of the same CA name") {
+    const TestCa next_generation = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Test Signing CA");
+    CheckRefused(f, f.ImportPaths({f.Write(Numbered(2), &next_generation)}), before, "authority key identifier");
+  }
+}
+
+TEST_CASE("import: CRLs that cannot be answered from correctly are refused") {
+  Fixture f;
+  REQUIRE(f.Import(Numbered(1)).has_value());
+  const Bytes before = f.DataFile();
+  const UnixSeconds now = f.clock.Now();
   SUBCASE("unknown critical CRL extension") {
     CrlOptions options = Numbered(2);
     options.unknown_critical_extension = true;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "unknown critical extension");
+    CheckRefused(f, f.Import(options), before, "unknown critical extension");
   }
   SUBCASE("unknown critical entry extension") {
-    RevokedSpec entry{Serial(5), 0, 1, std::nullopt, true};
-    CheckRefusedAndUnchanged(fixture, fixture.Import(Numbered(2, {entry})), before, "unknown critical extension");
+    CheckRefused(f, f.Import(Numbered(2, {{Serial(5), 0, 1, std::nullopt, true}})), before, "unknown critical extension");
   }
   SUBCASE("no CRL number") {
     CrlOptions options = Numbered(2);
     options.include_number = false;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "no CRL number");
+    CheckRefused(f, f.Import(options), before, "no CRL number");
   }
   SUBCASE("no nextUpdate") {
     CrlOptions options = Numbered(2);
     options.omit_next_update = true;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "no nextUpdate");
+    CheckRefused(f, f.Import(options), before, "no nextUpdate");
   }
   SUBCASE("expired") {
     CrlOptions options = Numbered(2);
     options.this_update = now - 3 * 86400;
     options.next_update = now - 86400;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "expired");
+    CheckRefused(f, f.Import(options), before, "expired");
   }
   SUBCASE("thisUpdate in the future") {
     CrlOptions options = Numbered(2);
     options.this_update = now + 3600;
-    CheckRefusedAndUnchanged(fixture, fixture.Import(options), before, "in the future");
+    CheckRefused(f, f.Import(options), before, "in the future");
   }
-  SUBCASE("removeFromCRL in a full CRL") {
-    CheckRefusedAndUnchanged(fixture, fixture.Import(Numbered(2, {{Serial(5), 0, 8, std::nullopt}})), before,
-                             "removeFromCRL");
+  SUBCASE("removeFromCRL in a complete CRL") {
+    CheckRefused(f, f.Import(Numbered(2, {Entry(5, 8)})), before, "removeFromCRL");
   }
   SUBCASE("not a CRL at all") {
-    auto result = CrlImporter(fixture.store, fixture.clock).Import(fixture.ca.certificate.get(), AsBytes("garbage"));
-    CheckRefusedAndUnchanged(fixture, result, before, "not a CRL");
+    const auto path = f.dir.path() / "garbage.der";
+    WriteFile(path, std::string_view("garbage"));
+    CheckRefused(f, f.ImportPaths({path}), before, "CertificateList");
   }
 }
 
 TEST_CASE("import: an expired CRL is imported when the operator forces it") {
-  Fixture fixture;
-  const UnixSeconds now = fixture.clock.Now();
+  Fixture f;
   CrlOptions options = Numbered(1);
-  options.this_update = now - 3 * 86400;
-  options.next_update = now - 86400;
-  ImportOptions forced;
-  forced.allow_expired = true;
-  CHECK(fixture.Import(options, forced).has_value());
+  options.this_update = f.clock.Now() - 3 * 86400;
+  options.next_update = f.clock.Now() - 86400;
+  f.options.allow_expired = true;
+  CHECK(f.Import(options).has_value());
 }
 
-TEST_CASE("import: a certificate that is not a CA cannot vouch for a CRL") {
-  Fixture fixture;
-  auto crl = ToDer(fixture.ca.Crl(Numbered(1)).get());
-  auto result = CrlImporter(fixture.store, fixture.clock).Import(fixture.ca.responder_certificate.get(), crl);
+TEST_CASE("import: partitions are imported together, and each replaces only its own entries") {
+  Fixture f;
+  auto report = f.ImportPaths({f.Write(Partition(1, "Chiyoda", {Entry(10), Entry(30)})),
+                               f.Write(Partition(1, "Minato", {Entry(20), Entry(40)}))});
+  REQUIRE(report.has_value());
+  CHECK(report->added == 4);
+  CHECK(f.State().coverage.partitions_held == 2);
+  CHECK(f.State().coverage.complete);
+
+  // Chiyoda's next CRL: 30 leaves (expired), 50 is new. Minato's entries must stay.
+  auto next = f.ImportPaths({f.Write(Partition(2, "Chiyoda", {Entry(10), Entry(50)}))});
+  REQUIRE(next.has_value());
+  CHECK(next->removed == 1);
+  CHECK(next->added == 1);
+  CHECK(next->unchanged == 1);
+  CHECK(f.Lookup(20).has_value());
+  CHECK(f.Lookup(40).has_value());
+  CHECK_FALSE(f.Lookup(30).has_value());
+  CHECK(f.Lookup(50).has_value());
+}
+
+TEST_CASE("import: with the partition set pinned, a missing partition makes the coverage incomplete") {
+  Fixture f;
+  REQUIRE(f.ImportPaths({f.Write(Partition(1, "Chiyoda", {Entry(10)})), f.Write(Partition(1, "Minato", {Entry(20)}))}));
+  {
+    auto txn = f.store.BeginWrite();
+    auto issuer = f.store.GetIssuer(txn->get(), store::IssuerIdentity::FromCertificate(f.ca.certificate.get())->id);
+    REQUIRE(f.store.PinPartitions(*txn, **issuer, true).has_value());
+    REQUIRE(txn->Commit().has_value());
+  }
+  CHECK(f.State().coverage.complete);
+  // A third municipality appears: expected from now on, and held.
+  REQUIRE(f.ImportPaths({f.Write(Partition(1, "Shibuya", {Entry(30)}))}));
+  CHECK(f.State().coverage.partitions_expected == 3);
+  CHECK(f.State().coverage.complete);
+}
+
+TEST_CASE("import: two CRLs for one partition in one import are refused") {
+  Fixture f;
+  auto result = f.ImportPaths({f.Write(Partition(1, "Chiyoda", {Entry(10)})), f.Write(Partition(2, "Chiyoda", {Entry(11)}))});
   REQUIRE_FALSE(result.has_value());
-  CHECK(result.error().message.find("not a CA") != std::string::npos);
+  CHECK(result.error().message.find("a second CRL") != std::string::npos);
+}
+
+TEST_CASE("import: delta CRLs apply on top of their base, and a newer complete CRL supersedes them") {
+  Fixture f;
+  REQUIRE(f.Import(Numbered(5, {Entry(1), Entry(2), Entry(3, 6)})));
+  auto delta = f.Import(Delta(6, 5, {Entry(2, 8), Entry(3, 8), Entry(4, 1)}));
+  REQUIRE(delta.has_value());
+  CHECK(delta->files[0].kind == CrlKind::kDelta);
+  CHECK_FALSE(f.Lookup(2).has_value());          // removeFromCRL
+  CHECK(f.Lookup(3).has_value());                // a hold is never released
+  CHECK(f.Lookup(4)->reason == store::Reason::kKeyCompromise);
+  CHECK(f.Lookup(1).has_value());                // a delta removes only what it names
+  const Bytes before = f.DataFile();
+  SUBCASE("a delta based on a CRL newer than the one held is refused with both numbers") {
+    CheckRefused(f, f.Import(Delta(9, 8, {Entry(7)})), before, "based on CRL number 8 but the held CRL number is 5");
+  }
+  SUBCASE("a delta that does not exceed the held one is refused") {
+    CheckRefused(f, f.Import(Delta(6, 5, {Entry(8)})), before, "does not exceed");
+  }
+  SUBCASE("a newer complete CRL supersedes the delta") {
+    REQUIRE(f.Import(Numbered(7, {Entry(1), Entry(3, 6), Entry(9)})));
+    CHECK_FALSE(f.Lookup(4).has_value());
+    CHECK(f.Lookup(9).has_value());
+  }
+}
+
+TEST_CASE("import: a delta with no complete CRL held is refused") {
+  Fixture f;
+  auto result = f.Import(Delta(2, 1, {Entry(1)}));
+  REQUIRE_FALSE(result.has_value());
+  CHECK(result.error().message.find("no complete CRL is held") != std::string::npos);
+}
+
+TEST_CASE("import: a CRL much smaller than the one it replaces is refused unless the operator allows it") {
+  Fixture f;
+  std::vector<RevokedSpec> many;
+  for (std::uint64_t serial = 1; serial <= 100; ++serial) many.push_back(Entry(serial));
+  REQUIRE(f.Import(Numbered(1, many)));
+  const Bytes before = f.DataFile();
+  std::vector<RevokedSpec> half(many.begin(), many.begin() + 50);
+  CheckRefused(f, f.Import(Numbered(2, half)), before, "would shrink from 100 to 50 entries");
+  f.options.allow_shrink = true;
+  CHECK(f.Import(Numbered(2, half)).has_value());
+}
+
+TEST_CASE("import: a certificateHold that disappears stays revoked and is reported") {
+  Fixture f;
+  std::vector<RevokedSpec> others;
+  for (std::uint64_t serial = 10; serial < 30; ++serial) others.push_back(Entry(serial));
+  std::vector<RevokedSpec> first = others;
+  first.insert(first.begin(), Entry(5, 6));  // a hold
+  REQUIRE(f.Import(Numbered(1, first)));
+  auto report = f.Import(Numbered(2, others));
+  REQUIRE(report.has_value());
+  CHECK(report->holds_kept == 1);
+  REQUIRE_FALSE(report->warnings.empty());
+  auto kept = f.Lookup(5);
+  REQUIRE(kept.has_value());
+  CHECK(kept->hold_kept);
+}
+
+TEST_CASE("import: an ARL revoking the CA certificate for compromise marks the CA's key compromised") {
+  Fixture f;
+  REQUIRE(f.Import(Numbered(1, {Entry(100)})));
+  CrlOptions arl = Numbered(1, {{Serial(1), f.clock.Now() - 600, 2, f.clock.Now() - 7200}});  // the CA's own serial
+  DistributionPointSpec point;
+  point.uri = "http://crl.test/arl.crl";
+  point.only_ca_certs = true;
+  arl.distribution_point = point;
+  auto report = f.Import(arl);
+  REQUIRE(report.has_value());
+  CHECK(report->files[0].kind == CrlKind::kAuthorityRevocationList);
+  const auto state = f.State();
+  REQUIRE(state.compromised_since.has_value());
+  CHECK(*state.compromised_since == f.clock.Now() - 7200);
+  CHECK(state.coverage.partitions_held == 1);  // the ARL does not count for end-entity coverage
+}
+
+TEST_CASE("import: a CRL whose entries are not sorted by serial is imported all the same") {
+  Fixture f;
+  CrlOptions options = Numbered(1, {Entry(300), Entry(1), Entry(0x10000), Entry(20)});
+  options.sort_entries = false;
+  auto report = f.Import(options);
+  REQUIRE(report.has_value());
+  CHECK(report->added == 4);
+  for (std::uint64_t serial : {1, 20, 300, 0x10000}) CHECK(f.Lookup(serial).has_value());
+}
+
+TEST_CASE("import: files imported together are all or nothing") {
+  Fixture f;
+  REQUIRE(f.ImportPaths({f.Write(Partition(1, "Chiyoda", {Entry(10)}))}));
+  const Bytes before = f.DataFile();
+  auto impostor = ocsp::testing::GenerateKey();
+  const auto forged = f.dir.path() / "forged.der";
+  WriteFile(forged, ToDer(ocsp::testing::MakeCrl(f.ca.certificate.get(), impostor.get(), Partition(1, "Minato", {Entry(20)})).get()));
+  CheckRefused(f, f.ImportPaths({f.Write(Partition(2, "Chiyoda", {Entry(11)})), forged}), before, "forged.der");
+  CHECK(f.Lookup(10).has_value());
+  CHECK_FALSE(f.Lookup(11).has_value());
+}
+
+TEST_CASE("import: every attempt is in the history, and imported files are archived") {
+  Fixture f;
+  f.options.archive_directory = f.dir.path() / "archive";
+  REQUIRE(f.Import(Numbered(3, {Entry(1)})));
+  REQUIRE(f.ImportPaths({f.dir.path() / "crl-1.der"}));  // unchanged
+  REQUIRE_FALSE(f.Import(Numbered(2)).has_value());       // refused
+  auto history = ReadHistory(f.store_directory);
+  REQUIRE(history.has_value());
+  REQUIRE(history->size() == 3);
+  CHECK((*history)[0].result == "imported");
+  CHECK((*history)[0].number == "3");
+  CHECK((*history)[0].sha256.size() == 64);
+  CHECK((*history)[0].entries == 1);
+  CHECK((*history)[1].result == "unchanged");
+  CHECK((*history)[2].result == "refused");
+  CHECK((*history)[2].reason.find("lower than the held CRL number 3") != std::string::npos);
+  std::size_t archived = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "archive")) {
+    archived += entry.is_regular_file() ? 1 : 0;
+  }
+  CHECK(archived == 1);
 }

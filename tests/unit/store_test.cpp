@@ -11,42 +11,53 @@ using ocsp::testing::TestCa;
 
 namespace {
 
-CrlSummary Summary(std::uint8_t number) {
-  CrlSummary crl;
-  crl.number = *CrlNumber::FromMagnitude(Bytes{number});
-  crl.this_update = 1'700'000'000;
-  crl.next_update = 1'700'086'400;
-  crl.imported_at = 1'700'000'100;
-  crl.sha256.fill(number);
-  return crl;
+RevokedEntry Revoked(std::optional<Reason> reason, std::uint32_t partition = 1, UnixSeconds when = 1'699'000'000) {
+  return RevokedEntry{when, reason, std::nullopt, partition, false};
 }
 
-NewEntry Revoked(std::uint64_t serial, std::optional<Reason> reason, std::optional<UnixSeconds> invalidity = {}) {
-  return NewEntry{Serial(serial), RevokedEntry{1'699'000'000, reason, invalidity, 0}};
-}
+struct Fixture {
+  TempDir dir;
+  Store store = *Store::Open(dir.path(), {});
+  TestCa ca = TestCa::Create();
+  IssuerIdentity identity = *IssuerIdentity::FromCertificate(ca.certificate.get());
+
+  // Merges `entries` (serial, entry) into the issuer in one transaction.
+  EntryMerge::Counts Merge(EntryMerge::Mode mode, std::vector<bool> replaced,
+                           const std::vector<std::pair<std::uint64_t, RevokedEntry>>& entries) {
+    auto txn = store.BeginWrite();
+    REQUIRE(txn.has_value());
+    auto issuer = store.EnsureIssuer(*txn, identity);
+    REQUIRE(issuer.has_value());
+    auto merge = EntryMerge::Begin(store, *txn, issuer->state.issuer_no, mode, std::move(replaced));
+    REQUIRE(merge.has_value());
+    for (const auto& [serial, entry] : entries) REQUIRE(merge->Add(Serial(serial), entry).has_value());
+    auto counts = merge->Finish();
+    REQUIRE(counts.has_value());
+    REQUIRE(txn->Commit().has_value());
+    return *counts;
+  }
+
+  std::optional<RevokedEntry> Lookup(std::uint64_t serial) {
+    auto txn = store.BeginRead();
+    auto state = *store.GetIssuerState(txn->get(), identity.id);
+    REQUIRE(state.has_value());
+    return *store.GetRevoked(txn->get(), state->issuer_no, Serial(serial));
+  }
+};
 
 }  // namespace
 
-TEST_CASE("store: a new store records its format version and reopens") {
+TEST_CASE("store: a new store records its format version and reopens read-only") {
   TempDir dir;
   { REQUIRE(Store::Open(dir.path(), {}).has_value()); }
-  auto reopened = Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true});
-  REQUIRE(reopened.has_value());
-}
-
-TEST_CASE("store: a read-only open of a missing store says there is no store") {
-  TempDir dir;
-  auto store = Store::Open(dir.path() / "absent", {.map_size_bytes = std::size_t{1} << 30, .read_only = true});
-  REQUIRE_FALSE(store.has_value());
+  CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value());
+  CHECK_FALSE(Store::Open(dir.path() / "absent", {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value());
 }
 
 TEST_CASE("store: a store of another format version is refused with both versions named") {
   TempDir dir;
+  { REQUIRE(Store::Open(dir.path(), {}).has_value()); }
   {
-    auto store = Store::Open(dir.path(), {});
-    REQUIRE(store.has_value());
-  }
-  {  // Rewrite the version key as a future format would.
     auto env = Environment::Open(dir.path(), {});
     REQUIRE(env.has_value());
     MDB_txn* txn = nullptr;
@@ -64,120 +75,146 @@ TEST_CASE("store: a store of another format version is refused with both version
   CHECK(store.error().message.find(std::to_string(kFormatVersion)) != std::string::npos);
 }
 
-TEST_CASE("store: ReplaceCrl makes the CRL current and its entries answer lookups") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {});
-  REQUIRE(store.has_value());
-  const TestCa ca = TestCa::Create();
-  auto identity = IssuerIdentity::FromCertificate(ca.certificate.get());
-  REQUIRE(identity.has_value());
-
-  std::vector<NewEntry> entries{Revoked(0x1002, Reason::kKeyCompromise, 1'698'000'000),
-                                Revoked(0x1003, std::nullopt)};
-  {
-    auto txn = store->BeginWrite();
-    REQUIRE(txn.has_value());
-    auto issuer = store->EnsureIssuer(*txn, *identity);
-    REQUIRE(issuer.has_value());
-    CHECK_FALSE(issuer->state.current_crl.has_value());
-    auto id = store->ReplaceCrl(*txn, *issuer, Summary(1), entries);
-    REQUIRE(id.has_value());
-    CHECK(*id == 1);
-    REQUIRE(txn->Commit().has_value());
-  }
-  auto read = store->BeginRead();
-  REQUIRE(read.has_value());
-  auto state = store->GetIssuerState(read->get(), identity->id);
-  REQUIRE(state.has_value());
-  REQUIRE(state->has_value());
-  REQUIRE((*state)->current_crl.has_value());
-  CHECK((*state)->current_crl->number.ToString() == "1");
-  CHECK((*state)->current_crl->entry_count == 2);
-  CHECK((*state)->current_crl->next_update == 1'700'086'400);
-
-  auto hit = store->GetRevoked(read->get(), (*state)->issuer_no, Serial(0x1002));
+TEST_CASE("store: a merge writes new entries and answers lookups with every field") {
+  Fixture f;
+  RevokedEntry compromised{1'699'000'000, Reason::kKeyCompromise, 1'698'000'000, 1, false};
+  const auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+                              {{0x1002, compromised}, {0x1003, Revoked(std::nullopt)}, {0x100000, Revoked(Reason::kSuperseded)}});
+  CHECK(counts.added == 3);
+  auto hit = f.Lookup(0x1002);
   REQUIRE(hit.has_value());
-  REQUIRE(hit->has_value());
-  CHECK((*hit)->reason == Reason::kKeyCompromise);
-  CHECK((*hit)->invalidity_date == 1'698'000'000);
-  CHECK((*hit)->revocation_time == 1'699'000'000);
-  CHECK((*hit)->crl_id == 1);
-
-  auto no_reason = store->GetRevoked(read->get(), (*state)->issuer_no, Serial(0x1003));
-  REQUIRE(no_reason.has_value());
-  REQUIRE(no_reason->has_value());
-  CHECK_FALSE((*no_reason)->reason.has_value());
-  CHECK_FALSE((*no_reason)->invalidity_date.has_value());
-
-  auto miss = store->GetRevoked(read->get(), (*state)->issuer_no, Serial(0x1001));
-  REQUIRE(miss.has_value());
-  CHECK_FALSE(miss->has_value());
+  CHECK(*hit == compromised);
+  CHECK_FALSE(f.Lookup(0x1003)->reason.has_value());
+  CHECK(f.Lookup(0x100000)->reason == Reason::kSuperseded);
+  CHECK_FALSE(f.Lookup(0x1001).has_value());
 }
 
-TEST_CASE("store: a new CRL replaces only its own issuer's entries and keeps the history") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {});
-  REQUIRE(store.has_value());
-  const TestCa first = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Same Name");
-  const TestCa second = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Same Name");  // another key generation
-  auto first_id = IssuerIdentity::FromCertificate(first.certificate.get());
-  auto second_id = IssuerIdentity::FromCertificate(second.certificate.get());
-  REQUIRE(first_id.has_value());
-  REQUIRE(second_id.has_value());
-  CHECK(first_id->id != second_id->id);
-
-  auto write = [&](const IssuerIdentity& identity, std::uint8_t number, std::vector<NewEntry> entries) {
-    auto txn = store->BeginWrite();
-    REQUIRE(txn.has_value());
-    auto issuer = store->EnsureIssuer(*txn, identity);
-    REQUIRE(issuer.has_value());
-    REQUIRE(store->ReplaceCrl(*txn, *issuer, Summary(number), entries).has_value());
-    REQUIRE(txn->Commit().has_value());
-  };
-  write(*first_id, 1, {Revoked(1, Reason::kSuperseded), Revoked(2, Reason::kSuperseded)});
-  write(*second_id, 1, {Revoked(1, Reason::kCessationOfOperation)});
-  write(*first_id, 2, {Revoked(3, Reason::kAffiliationChanged)});
-
-  auto read = store->BeginRead();
-  REQUIRE(read.has_value());
-  auto first_state = *store->GetIssuerState(read->get(), first_id->id);
-  auto second_state = *store->GetIssuerState(read->get(), second_id->id);
-  REQUIRE(first_state.has_value());
-  REQUIRE(second_state.has_value());
-  CHECK(first_state->issuer_no != second_state->issuer_no);
-  CHECK(*store->CountRevoked(read->get(), first_state->issuer_no) == 1);
-  CHECK(*store->CountRevoked(read->get(), second_state->issuer_no) == 1);
-  CHECK_FALSE(store->GetRevoked(read->get(), first_state->issuer_no, Serial(1))->has_value());
-  CHECK(store->GetRevoked(read->get(), second_state->issuer_no, Serial(1))->has_value());
-  CHECK((*store->GetRevoked(read->get(), first_state->issuer_no, Serial(3)))->crl_id == 2);
-
-  auto history = store->GetCrl(read->get(), first_state->issuer_no, 1);
-  REQUIRE(history.has_value());
-  REQUIRE(history->has_value());
-  CHECK((*history)->number.ToString() == "1");
-  CHECK((*history)->entry_count == 2);
-  CHECK(store->ListIssuers(read->get())->size() == 2);
+TEST_CASE("store: replacing a partition writes only the differences and leaves other partitions alone") {
+  Fixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true, true},
+          {{1, Revoked(Reason::kSuperseded, 1)}, {2, Revoked(Reason::kSuperseded, 2)}, {3, Revoked(Reason::kSuperseded, 1)},
+           {4, Revoked(Reason::kSuperseded, 1)}});
+  // Partition 1 again: serial 1 unchanged, 3 changed, 4 gone, 5 new. Partition 2 is not being replaced.
+  const auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true, false},
+                              {{1, Revoked(Reason::kSuperseded, 1)}, {3, Revoked(Reason::kKeyCompromise, 1)},
+                               {5, Revoked(Reason::kAffiliationChanged, 1)}});
+  CHECK(counts.unchanged == 1);
+  CHECK(counts.changed == 1);
+  CHECK(counts.removed == 1);
+  CHECK(counts.added == 1);
+  CHECK(f.Lookup(2).has_value());  // partition 2's entry survives
+  CHECK(f.Lookup(3)->reason == Reason::kKeyCompromise);
+  CHECK_FALSE(f.Lookup(4).has_value());
+  CHECK(f.Lookup(5).has_value());
 }
 
-TEST_CASE("store: unsorted entries are refused rather than stored twice") {
-  TempDir dir;
-  auto store = Store::Open(dir.path(), {});
-  const TestCa ca = TestCa::Create();
-  auto identity = IssuerIdentity::FromCertificate(ca.certificate.get());
-  auto txn = store->BeginWrite();
-  auto issuer = store->EnsureIssuer(*txn, *identity);
-  std::vector<NewEntry> entries{Revoked(5, std::nullopt), Revoked(5, std::nullopt)};
-  CHECK_FALSE(store->ReplaceCrl(*txn, *issuer, Summary(1), entries).has_value());
+TEST_CASE("store: a certificateHold that a newer CRL drops stays revoked and is counted") {
+  Fixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+          {{7, Revoked(Reason::kCertificateHold)}, {8, Revoked(Reason::kSuperseded)}});
+  const auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true}, {{8, Revoked(Reason::kSuperseded)}});
+  CHECK(counts.holds_kept == 1);
+  auto kept = f.Lookup(7);
+  REQUIRE(kept.has_value());
+  CHECK(kept->reason == Reason::kCertificateHold);
+  CHECK(kept->hold_kept);
+}
+
+TEST_CASE("store: a delta adds and updates, and removeFromCRL removes, but never a hold") {
+  Fixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+          {{1, Revoked(Reason::kSuperseded)}, {2, Revoked(Reason::kCertificateHold)}, {3, Revoked(Reason::kSuperseded)}});
+  const auto counts = f.Merge(EntryMerge::Mode::kApplyDelta, {},
+                              {{1, Revoked(Reason::kRemoveFromCrl)}, {2, Revoked(Reason::kRemoveFromCrl)},
+                               {4, Revoked(Reason::kKeyCompromise)}});
+  CHECK(counts.removed == 1);
+  CHECK(counts.holds_kept == 1);
+  CHECK(counts.added == 1);
+  CHECK_FALSE(f.Lookup(1).has_value());
+  CHECK(f.Lookup(2).has_value());
+  CHECK(f.Lookup(3).has_value());  // a delta removes nothing it does not name
+  CHECK(f.Lookup(4)->reason == Reason::kKeyCompromise);
+}
+
+TEST_CASE("store: a serial listed twice, out of order, or by two partitions is refused") {
+  Fixture f;
+  auto txn = f.store.BeginWrite();
+  auto issuer = f.store.EnsureIssuer(*txn, f.identity);
+  {
+    auto merge = EntryMerge::Begin(f.store, *txn, issuer->state.issuer_no, EntryMerge::Mode::kReplacePartitions, {false, true});
+    REQUIRE(merge->Add(Serial(5), Revoked(std::nullopt)).has_value());
+    CHECK_FALSE(merge->Add(Serial(5), Revoked(std::nullopt)).has_value());
+    CHECK_FALSE(merge->Add(Serial(4), Revoked(std::nullopt)).has_value());
+  }
+  txn->Abort();
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true, false}, {{9, Revoked(std::nullopt, 1)}});
+  auto second = f.store.BeginWrite();
+  auto again = f.store.EnsureIssuer(*second, f.identity);
+  auto merge = EntryMerge::Begin(f.store, *second, again->state.issuer_no, EntryMerge::Mode::kReplacePartitions,
+                                 {false, false, true});
+  auto refused = merge->Add(Serial(9), Revoked(std::nullopt, 2));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message.find("another partition") != std::string::npos);
+}
+
+TEST_CASE("store: serials of different lengths keep numeric order") {
+  Fixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+          {{0xff, Revoked(std::nullopt)}, {0x100, Revoked(std::nullopt)}, {0x1000000, Revoked(std::nullopt)}});
+  const auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+                              {{0xff, Revoked(std::nullopt)}, {0x1000000, Revoked(std::nullopt)}});
+  CHECK(counts.unchanged == 2);
+  CHECK(counts.removed == 1);
+  CHECK_FALSE(f.Lookup(0x100).has_value());
+}
+
+TEST_CASE("store: coverage is complete with a full CRL, or with every pinned partition held") {
+  Fixture f;
+  auto txn = f.store.BeginWrite();
+  auto issuer = f.store.EnsureIssuer(*txn, f.identity);
+  auto a = f.store.EnsurePartition(*txn, *issuer, PartitionScope::kUserCerts, AsBytes("dp-a"), "A");
+  auto b = f.store.EnsurePartition(*txn, *issuer, PartitionScope::kUserCerts, AsBytes("dp-b"), "B");
+  REQUIRE(a.has_value());
+  REQUIRE(b.has_value());
+  CHECK(b->partition_no == a->partition_no + 1);
+  auto again = f.store.EnsurePartition(*txn, *issuer, PartitionScope::kUserCerts, AsBytes("dp-a"), "A");
+  CHECK(again->partition_no == a->partition_no);
+  CrlSummary crl;
+  crl.number = *CrlNumber::FromMagnitude(Bytes{1});
+  crl.this_update = 100;
+  crl.next_update = 500;
+  a->base = crl;
+  REQUIRE(f.store.PutPartition(*txn, issuer->state.issuer_no, *a).has_value());
+  REQUIRE(f.store.UpdateIssuer(*txn, *issuer).has_value());
+  CHECK(issuer->state.coverage.complete);  // not pinned: what is held is what is expected
+  CHECK(issuer->state.coverage.partitions_held == 1);
+  CHECK(issuer->state.coverage.earliest_next_update == 500);
+
+  crl.next_update = 300;
+  crl.this_update = 50;
+  b->base = crl;
+  REQUIRE(f.store.PutPartition(*txn, issuer->state.issuer_no, *b).has_value());
+  REQUIRE(f.store.PinPartitions(*txn, *issuer, true).has_value());
+  CHECK(issuer->state.coverage.partitions_expected == 2);
+  CHECK(issuer->state.coverage.complete);
+  CHECK(issuer->state.coverage.earliest_next_update == 300);
+  CHECK(issuer->state.coverage.oldest_this_update == 50);
+
+  auto lost = *f.store.GetPartition(txn->get(), issuer->state.issuer_no, b->partition_no);
+  CHECK(lost->expected);
+  lost->base.reset();  // the pinned partition B is lost
+  REQUIRE(f.store.PutPartition(*txn, issuer->state.issuer_no, *lost).has_value());
+  auto reread = f.store.GetIssuer(txn->get(), f.identity.id);
+  REQUIRE(f.store.UpdateIssuer(*txn, **reread).has_value());
+  CHECK_FALSE((*reread)->state.coverage.complete);
 }
 
 TEST_CASE("store: CRL numbers compare as integers of up to 20 octets") {
   auto small = *CrlNumber::FromMagnitude(Bytes{0x09});
   auto larger = *CrlNumber::FromMagnitude(Bytes{0x01, 0x00});
-  auto padded = *CrlNumber::FromMagnitude(Bytes{0x00, 0x09});
   CHECK(small < larger);
-  CHECK(small == padded);
+  CHECK(small == *CrlNumber::FromMagnitude(Bytes{0x00, 0x09}));
   CHECK(larger.ToString() == "256");
-  CHECK(CrlNumber::FromMagnitude(Bytes(20, 0xff)).has_value());
   CHECK(CrlNumber::FromMagnitude(Bytes(20, 0xff))->ToString() == "1461501637330902918203684832716283019655932542975");
   CHECK_FALSE(CrlNumber::FromMagnitude(Bytes(21, 0x01)).has_value());
 }
