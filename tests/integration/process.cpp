@@ -99,6 +99,13 @@ std::string Background::WaitForLog(const std::string& needle, std::chrono::secon
   }
 }
 
+void Background::Kill() {
+  if (pid_ < 0) return;
+  ::kill(pid_, SIGKILL);
+  WaitFor(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+}
+
 int Background::Stop() {
   if (pid_ < 0) return 0;
   ::kill(pid_, SIGTERM);

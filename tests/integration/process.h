@@ -31,6 +31,8 @@ class Background {
   std::string WaitForLog(const std::string& needle, std::chrono::seconds timeout = std::chrono::seconds(20));
   // SIGTERM, wait; returns the exit status (or -1 when it had to be killed).
   int Stop();
+  // SIGKILL, wait: no chance to clean up.
+  void Kill();
   [[nodiscard]] bool Running();
 
  private:
