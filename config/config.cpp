@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 #include <sstream>
@@ -40,6 +41,23 @@ T Integer(const toml::table& table, std::string_view key, T fallback, T minimum,
   return static_cast<T>(v);
 }
 
+double Fraction(const toml::table& table, std::string_view key, double fallback, const std::string& where) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return fallback;
+  double v = 0;
+  if (const auto* floating = node->as_floating_point()) {
+    v = floating->get();
+  } else if (const auto* integer = node->as_integer()) {  // `= 0` and `= 1` are fractions too
+    v = static_cast<double>(integer->get());
+  } else {
+    throw ConfigError{where + std::string(key) + " must be a number"};
+  }
+  if (!(v >= 0.0 && v <= 1.0)) {  // written so that NaN is refused too
+    throw ConfigError{where + std::string(key) + " = " + std::to_string(v) + " is outside 0..1"};
+  }
+  return v;
+}
+
 std::optional<std::string> String(const toml::table& table, std::string_view key, const std::string& where) {
   const toml::node* node = table.get(key);
   if (node == nullptr) return std::nullopt;
@@ -66,9 +84,77 @@ ListenAddress Listen(const std::string& text, const std::string& where) {
   return *address;
 }
 
+bool StartsWithNoCase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    const char c = text[i] >= 'A' && text[i] <= 'Z' ? static_cast<char>(text[i] - 'A' + 'a') : text[i];
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// Only what libcurl will be allowed to fetch: http and https with a host, nothing that could smuggle a header.
+void CheckSourceUrl(const std::string& url, const std::string& where) {
+  std::string_view rest;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (StartsWithNoCase(url, scheme)) rest = std::string_view(url).substr(scheme.size());
+  }
+  if (rest.empty() || rest.front() == '/') {
+    throw ConfigError{where + "url = \"" + url + "\" must be http://host/... or https://host/..."};
+  }
+  for (const char c : url) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      throw ConfigError{where + "url = \"" + url + "\" contains a space or control character"};
+    }
+  }
+}
+
+std::vector<SourceConfig> Sources(const toml::node& node, const std::vector<IssuerConfig>& issuers,
+                                  const std::filesystem::path& base) {
+  const toml::array* list = node.as_array();
+  if (list == nullptr) throw ConfigError{"source must be an array of tables ([[source]])"};
+  std::vector<SourceConfig> sources;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const toml::table* table = list->get(i)->as_table();
+    const std::string label = "source[" + std::to_string(i) + "]";
+    const std::string where = label + ".";
+    if (table == nullptr) throw ConfigError{label + " must be a table"};
+    RejectUnknownKeys(*table, {"issuer", "url", "directory"}, where);
+    SourceConfig source;
+    auto issuer = String(*table, "issuer", where);
+    if (!issuer || issuer->empty()) throw ConfigError{where + "issuer is required"};
+    const auto named = std::count_if(issuers.begin(), issuers.end(),
+                                     [&](const IssuerConfig& candidate) { return candidate.name == *issuer; });
+    if (named == 0) throw ConfigError{where + "issuer = \"" + *issuer + "\" names no [[issuer]]"};
+    if (named > 1) throw ConfigError{where + "issuer = \"" + *issuer + "\" names more than one [[issuer]]"};
+    source.issuer = *issuer;
+
+    auto url = String(*table, "url", where);
+    auto directory = String(*table, "directory", where);
+    if (url.has_value() == directory.has_value()) {
+      throw ConfigError{label + " needs exactly one of url and directory"};
+    }
+    if (url) {
+      CheckSourceUrl(*url, where);
+      source.url = *url;
+    } else {
+      if (directory->empty()) throw ConfigError{where + "directory must not be empty"};
+      source.directory = Path(base, *directory);
+    }
+    // The sync state is kept per location: two sources sharing one would overwrite each other's.
+    for (std::size_t j = 0; j < sources.size(); ++j) {
+      if (sources[j].url == source.url && sources[j].directory == source.directory) {
+        throw ConfigError{label + " repeats source[" + std::to_string(j) + "] (" + source.Location() + ")"};
+      }
+    }
+    sources.push_back(std::move(source));
+  }
+  return sources;
+}
+
 Config Build(const toml::table& root, const std::filesystem::path& base) {
   Config config;
-  RejectUnknownKeys(root, {"responder", "store", "metrics", "import", "issuer"}, "");
+  RejectUnknownKeys(root, {"responder", "store", "metrics", "import", "issuer", "source", "sync"}, "");
 
   if (const toml::table* responder = Table(root, "responder")) {
     const std::string where = "responder.";
@@ -112,11 +198,36 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     }
   }
 
+  std::optional<std::string> archive_directory;  // resolved after [store]: its default lives under store.path
   if (const toml::table* import = Table(root, "import")) {
     const std::string where = "import.";
-    RejectUnknownKeys(*import, {"max_clock_skew_seconds"}, where);
+    RejectUnknownKeys(*import,
+                      {"max_clock_skew_seconds", "max_shrink_fraction", "archive_directory",
+                       "archive_retention_days"},
+                      where);
     config.import_max_clock_skew_seconds = Integer<UnixSeconds>(
         *import, "max_clock_skew_seconds", config.import_max_clock_skew_seconds, 0, 86400, where);
+    config.import_max_shrink_fraction =
+        Fraction(*import, "max_shrink_fraction", config.import_max_shrink_fraction, where);
+    archive_directory = String(*import, "archive_directory", where);
+    config.import_archive_retention_days = Integer<unsigned>(
+        *import, "archive_retention_days", config.import_archive_retention_days, 0, 36500, where);
+  }
+  if (!archive_directory || archive_directory->empty()) {
+    config.import_archive_directory = config.store_path / "archive";
+  } else if (*archive_directory != "off") {
+    config.import_archive_directory = Path(base, *archive_directory);
+  }
+
+  if (const toml::table* sync = Table(root, "sync")) {
+    const std::string where = "sync.";
+    RejectUnknownKeys(*sync, {"max_bytes", "connect_timeout_seconds", "timeout_seconds"}, where);
+    config.sync.max_bytes = Integer<std::size_t>(*sync, "max_bytes", config.sync.max_bytes, std::size_t{1} << 10,
+                                                 std::size_t{64} << 30, where);
+    config.sync.connect_timeout_seconds =
+        Integer<long>(*sync, "connect_timeout_seconds", config.sync.connect_timeout_seconds, 1, 600, where);
+    config.sync.timeout_seconds =
+        Integer<long>(*sync, "timeout_seconds", config.sync.timeout_seconds, 1, 86400, where);
   }
 
   if (const toml::node* issuers = root.get("issuer")) {
@@ -140,6 +251,8 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
       config.issuers.push_back(std::move(issuer));
     }
   }
+
+  if (const toml::node* sources = root.get("source")) config.sources = Sources(*sources, config.issuers, base);
   return config;
 }
 

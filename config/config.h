@@ -32,6 +32,21 @@ struct IssuerConfig {
   std::filesystem::path responder_key;
 };
 
+// Where `ocspctl sync` fetches the CRLs of one issuer: exactly one of `url` and `directory` is set.
+struct SourceConfig {
+  std::string issuer;               // the name of an [[issuer]]
+  std::string url;                  // "http://..." or "https://..."
+  std::filesystem::path directory;  // every *.crl, *.der, *.pem in it
+  // The URL or the directory, for messages.
+  [[nodiscard]] std::string Location() const { return url.empty() ? directory.string() : url; }
+};
+
+struct SyncConfig {
+  std::size_t max_bytes = std::size_t{2} << 30;  // largest CRL a source may deliver
+  long connect_timeout_seconds = 10;
+  long timeout_seconds = 600;  // a whole download, connection included
+};
+
 struct Config {
   std::filesystem::path source;  // the file this was read from
 
@@ -46,13 +61,21 @@ struct Config {
   UnixSeconds next_update_grace_seconds = 0;
 
   std::filesystem::path store_path = "/var/lib/ocsp-responder/store";
-  std::size_t map_size_bytes = std::size_t{1024} << 20;
+  std::size_t map_size_bytes = std::size_t{64} << 30;  // address space only: see store::kDefaultMapSizeBytes
 
   std::optional<ListenAddress> metrics_listen = ListenAddress{"127.0.0.1", 9810};
 
   UnixSeconds import_max_clock_skew_seconds = 300;
+  // Refuse a CRL with this fraction fewer entries than the one it replaces (0..1).
+  double import_max_shrink_fraction = 0.10;
+  // Where imported CRL files are archived. Parsing fills in `<store_path>/archive` when the key is absent or
+  // "", and leaves it empty when it is "off": empty means no archive.
+  std::filesystem::path import_archive_directory;
+  unsigned import_archive_retention_days = 90;
 
   std::vector<IssuerConfig> issuers;
+  std::vector<SourceConfig> sources;  // [[source]]: each names one of `issuers`
+  SyncConfig sync;
 };
 
 // Reads and validates the file; the error names the file, the key and what is wrong.

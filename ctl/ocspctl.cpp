@@ -15,6 +15,7 @@
 #include "common/openssl.h"
 #include "config/config.h"
 #include "importer/import.h"
+#include "importer/sync.h"
 #include "store/store.h"
 
 namespace {
@@ -73,7 +74,7 @@ struct Context {
   bool json = false;
   std::optional<config::Config> config;
   std::filesystem::path store_directory;
-  std::size_t map_size_bytes = std::size_t{1024} << 20;
+  std::size_t map_size_bytes = store::kDefaultMapSizeBytes;
   importer::ImportOptions import_options;
 
   Result<void> Resolve() {
@@ -82,14 +83,14 @@ struct Context {
       if (!loaded) return std::unexpected(loaded.error());
       config = std::move(*loaded);
       map_size_bytes = config->map_size_bytes;
-      import_options.max_clock_skew_seconds = config->import_max_clock_skew_seconds;
+      import_options = importer::ImportOptionsFrom(*config);
       store_directory = config->store_path;
     }
     if (!store_path.empty()) store_directory = store_path;
     if (store_directory.empty()) {
       return Fail(ErrorCode::kInvalidArgument, "name the store with --store DIR or --config FILE");
     }
-    if (import_options.archive_directory.empty()) import_options.archive_directory = store_directory / "archive";
+    if (!config) import_options.archive_directory = store_directory / "archive";
     return {};
   }
 
@@ -388,6 +389,69 @@ int Compromise(Context& context, const std::string& issuer_path, const std::stri
   return 0;
 }
 
+// `ocspctl sync`: fetch the configured [[source]]s and import what changed (importer/sync.h). One line per
+// source, then the summary of each issuer's import. Exit: 3 if a fetch or an import could not run, else 1 if
+// something was refused, else 0.
+int Sync(Context& context) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  if (!context.config) {
+    return UsageError(Error{ErrorCode::kInvalidArgument, "sync needs --config FILE: the sources are named there"});
+  }
+  if (context.config->sources.empty()) {
+    return UsageError(Error{ErrorCode::kInvalidArgument, context.config_path + " names no [[source]]"});
+  }
+  auto store = context.Open(false);
+  if (!store) return Report(store.error());
+  SystemClock clock;
+  auto report = [&] {
+    ProgressBar bar;  // gone before the report is printed
+    return importer::Sync(*context.config, *store, context.store_directory, clock, context.import_options,
+                          [&](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
+  }();
+  if (!report) return Report(report.error());  // another sync runs, or incoming/ cannot be made
+
+  if (context.json) {
+    std::cout << "{\"sources\":[";
+    for (std::size_t i = 0; i < report->sources.size(); ++i) {
+      const importer::SourceReport& source = report->sources[i];
+      std::cout << (i ? "," : "") << "{\"issuer\":" << Json(source.issuer) << ",\"source\":" << Json(source.source)
+                << ",\"result\":" << Json(importer::ToString(source.outcome)) << ",\"reason\":" << Json(source.reason)
+                << ",\"bytes\":" << source.bytes
+                << ",\"sha256\":" << (source.sha256 ? Json(ToHex(*source.sha256)) : std::string("null")) << "}";
+    }
+    std::cout << "],\"imports\":[";
+    for (std::size_t i = 0; i < report->issuers.size(); ++i) {
+      const importer::IssuerSyncReport& issuer = report->issuers[i];
+      std::cout << (i ? "," : "") << "{\"issuer\":" << Json(issuer.issuer)
+                << ",\"reason\":" << (issuer.error ? Json(issuer.error->Describe()) : std::string("null"))
+                << ",\"report\":";
+      if (issuer.import) {
+        PrintImport(*issuer.import, true);  // one JSON object (its trailing newline is JSON whitespace)
+      } else {
+        std::cout << "null";
+      }
+      std::cout << "}";
+    }
+    std::cout << "],\"warnings\":[";
+    for (std::size_t i = 0; i < report->warnings.size(); ++i) std::cout << (i ? "," : "") << Json(report->warnings[i]);
+    std::cout << "],\"ok\":" << (report->ok() ? "true" : "false") << "}\n";
+  } else {
+    for (const std::string& warning : report->warnings) std::cerr << "ocspctl: warning: " << warning << "\n";
+    for (const importer::SourceReport& source : report->sources) {
+      std::cout << importer::ToString(source.outcome) << "  " << source.issuer << "  " << source.source;
+      if (source.outcome == importer::SourceOutcome::kImported) std::cout << "  (" << source.bytes << " bytes)";
+      if (!source.reason.empty()) std::cout << "\n    " << source.reason;
+      std::cout << "\n";
+    }
+    for (const importer::IssuerSyncReport& issuer : report->issuers) {
+      if (issuer.import) PrintImport(*issuer.import, false);
+    }
+  }
+  if (report->any_failed()) return kExitEnvironment;
+  if (report->any_refused()) return kExitRefused;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -410,6 +474,7 @@ int main(int argc, char** argv) {
   import->add_flag("--allow-shrink", allow_shrink, "import even though a CRL is much smaller than the one it replaces");
 
   auto* status = app.add_subcommand("status", "show issuers, coverage and freshness");
+  auto* sync = app.add_subcommand("sync", "fetch the configured CRL sources and import what changed");
 
   auto* history = app.add_subcommand("history", "list the import history (newest last)");
   std::size_t limit = 50;
@@ -442,6 +507,7 @@ int main(int argc, char** argv) {
   try {
     if (import->parsed()) return Import(context, issuer_path, crl_paths, allow_expired, allow_shrink);
     if (status->parsed()) return Status(context);
+    if (sync->parsed()) return Sync(context);
     if (history->parsed()) return History(context, limit);
     if (partitions->parsed()) return Partitions(context, partitions_issuer, pin, unpin);
     if (compromise->parsed()) return Compromise(context, compromise_issuer, since, declared_by);

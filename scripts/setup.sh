@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential g++ cmake ninja-build pkg-config
   libssl-dev openssl
   libevent-dev
+  libcurl4-openssl-dev
   liblmdb-dev lmdb-utils
   prometheus-cpp-dev
   doctest-dev

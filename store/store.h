@@ -141,8 +141,12 @@ struct RevokedEntry {
 // Numeric order of two minimal serial magnitudes (also the order of the store's keys).
 bool SerialLess(ByteView a, ByteView b);
 
+// The map size only reserves address space; the file grows as data is written. 64 GiB holds JPKI's ~35
+// million live entries several times over, with room for two days of a large import.
+inline constexpr std::size_t kDefaultMapSizeBytes = std::size_t{64} << 30;
+
 struct StoreOptions {
-  std::size_t map_size_bytes = std::size_t{1} << 30;
+  std::size_t map_size_bytes = kDefaultMapSizeBytes;
   bool read_only = false;
 };
 

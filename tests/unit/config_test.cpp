@@ -67,3 +67,153 @@ TEST_CASE("config: mistakes are refused with the key named") {
   CHECK(message("[responder\n").find("line 1") != std::string::npos);
   CHECK(message("surprise = 1\n").find("unknown key surprise") != std::string::npos);
 }
+
+namespace {
+
+constexpr std::string_view kIssuers = R"(
+[[issuer]]
+name = "signing-2023"
+certificate = "pki/ca.pem"
+responder_certificate = "pki/responder.pem"
+responder_key = "pki/responder.key"
+[[issuer]]
+name = "auth-2023"
+certificate = "pki/auth.pem"
+responder_certificate = "pki/auth-responder.pem"
+responder_key = "pki/auth-responder.key"
+)";
+
+std::string WithIssuers(std::string_view text) { return std::string(kIssuers) + std::string(text); }
+
+}  // namespace
+
+TEST_CASE("config: [[source]] names an issuer and one URL or directory, relative directories resolved") {
+  auto config = ParseConfig(WithIssuers(R"(
+[[source]]
+issuer = "signing-2023"
+url = "https://crl.example.jp/signing-2023.crl"
+[[source]]
+issuer = "signing-2023"
+directory = "incoming-crls"
+[[source]]
+issuer = "auth-2023"
+url = "HTTP://crl.example.jp/auth.crl"
+[[source]]
+issuer = "auth-2023"
+directory = "/srv/crl/auth"
+)"),
+                            "/etc/ocsp-responder");
+  REQUIRE_MESSAGE(config.has_value(), config.error().message);
+  REQUIRE(config->sources.size() == 4);
+  CHECK(config->sources[0].issuer == "signing-2023");
+  CHECK(config->sources[0].url == "https://crl.example.jp/signing-2023.crl");
+  CHECK(config->sources[0].directory.empty());
+  CHECK(config->sources[0].Location() == "https://crl.example.jp/signing-2023.crl");
+  CHECK(config->sources[1].url.empty());
+  CHECK(config->sources[1].directory == "/etc/ocsp-responder/incoming-crls");
+  CHECK(config->sources[1].Location() == "/etc/ocsp-responder/incoming-crls");
+  CHECK(config->sources[2].issuer == "auth-2023");
+  CHECK(config->sources[3].directory == "/srv/crl/auth");
+}
+
+TEST_CASE("config: a [[source]] that is wrong is refused with the source named") {
+  auto message = [](std::string_view sources) {
+    auto config = ParseConfig(WithIssuers(sources), "/etc/ocsp-responder");
+    REQUIRE_FALSE(config.has_value());
+    return config.error().message;
+  };
+  CHECK(message("[[source]]\nurl = \"http://a/b.crl\"\n") == "source[0].issuer is required");
+  CHECK(message("[[source]]\nissuer = \"nobody\"\nurl = \"http://a/b.crl\"\n") ==
+        "source[0].issuer = \"nobody\" names no [[issuer]]");
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\n") == "source[0] needs exactly one of url and directory");
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"http://a/b.crl\"\ndirectory = \"/x\"\n") ==
+        "source[0] needs exactly one of url and directory");
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"ftp://a/b.crl\"\n").find("source[0].url") !=
+        std::string::npos);
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"file:///etc/passwd\"\n").find("https://") !=
+        std::string::npos);
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"http://\"\n").find("source[0].url") !=
+        std::string::npos);
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"http://a/b c.crl\"\n").find("space") !=
+        std::string::npos);
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\ndirectory = \"\"\n") ==
+        "source[0].directory must not be empty");
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"http://a/b.crl\"\nmirror = true\n") ==
+        "unknown key source[0].mirror");
+  CHECK(message("[[source]]\nissuer = \"auth-2023\"\nurl = \"http://a/b.crl\"\n"
+                "[[source]]\nissuer = \"signing-2023\"\nurl = \"http://a/b.crl\"\n") ==
+        "source[1] repeats source[0] (http://a/b.crl)");
+  auto not_a_table = ParseConfig("source = \"http://a/b.crl\"\n", "/");
+  REQUIRE_FALSE(not_a_table.has_value());
+  CHECK(not_a_table.error().message == "source must be an array of tables ([[source]])");
+}
+
+TEST_CASE("config: [sync] limits have defaults and ranges") {
+  auto defaults = ParseConfig("", "/");
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->sync.max_bytes == std::size_t{2} << 30);
+  CHECK(defaults->sync.connect_timeout_seconds == 10);
+  CHECK(defaults->sync.timeout_seconds == 600);
+  CHECK(defaults->sources.empty());
+
+  auto set = ParseConfig("[sync]\nmax_bytes = 1024\nconnect_timeout_seconds = 3\ntimeout_seconds = 60\n", "/");
+  REQUIRE_MESSAGE(set.has_value(), set.error().message);
+  CHECK(set->sync.max_bytes == 1024);
+  CHECK(set->sync.connect_timeout_seconds == 3);
+  CHECK(set->sync.timeout_seconds == 60);
+  auto largest = ParseConfig("[sync]\nmax_bytes = 68719476736\n", "/");
+  REQUIRE(largest.has_value());
+  CHECK(largest->sync.max_bytes == std::size_t{64} << 30);
+
+  auto message = [](std::string_view text) {
+    auto config = ParseConfig(text, "/");
+    REQUIRE_FALSE(config.has_value());
+    return config.error().message;
+  };
+  CHECK(message("[sync]\nmax_bytes = 1023\n").find("sync.max_bytes = 1023 is outside") != std::string::npos);
+  CHECK(message("[sync]\nmax_bytes = 68719476737\n").find("sync.max_bytes") != std::string::npos);
+  CHECK(message("[sync]\nconnect_timeout_seconds = 0\n").find("sync.connect_timeout_seconds") !=
+        std::string::npos);
+  CHECK(message("[sync]\ntimeout_seconds = -1\n").find("sync.timeout_seconds") != std::string::npos);
+  CHECK(message("[sync]\nmax_bytes = \"2G\"\n").find("must be an integer") != std::string::npos);
+  CHECK(message("[sync]\nretries = 3\n") == "unknown key sync.retries");
+}
+
+TEST_CASE("config: [import] shrink limit and archive: defaults, off, relative paths") {
+  auto defaults = ParseConfig("[store]\npath = \"/var/lib/ocsp/store\"\n", "/etc/ocsp-responder");
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->import_max_shrink_fraction == doctest::Approx(0.10));
+  CHECK(defaults->import_archive_directory == "/var/lib/ocsp/store/archive");
+  CHECK(defaults->import_archive_retention_days == 90);
+
+  auto empty_means_default = ParseConfig("[import]\narchive_directory = \"\"\n", "/");
+  REQUIRE(empty_means_default.has_value());
+  CHECK(empty_means_default->import_archive_directory == "/var/lib/ocsp-responder/store/archive");
+
+  auto set = ParseConfig(
+      "[import]\nmax_shrink_fraction = 0.5\narchive_directory = \"archive\"\narchive_retention_days = 0\n",
+      "/etc/ocsp-responder");
+  REQUIRE_MESSAGE(set.has_value(), set.error().message);
+  CHECK(set->import_max_shrink_fraction == doctest::Approx(0.5));
+  CHECK(set->import_archive_directory == "/etc/ocsp-responder/archive");
+  CHECK(set->import_archive_retention_days == 0);
+
+  auto off = ParseConfig("[import]\narchive_directory = \"off\"\nmax_shrink_fraction = 1\n", "/");
+  REQUIRE(off.has_value());
+  CHECK(off->import_archive_directory.empty());
+  CHECK(off->import_max_shrink_fraction == doctest::Approx(1.0));
+
+  auto message = [](std::string_view text) {
+    auto config = ParseConfig(text, "/");
+    REQUIRE_FALSE(config.has_value());
+    return config.error().message;
+  };
+  CHECK(message("[import]\nmax_shrink_fraction = 1.5\n").find("import.max_shrink_fraction") != std::string::npos);
+  CHECK(message("[import]\nmax_shrink_fraction = -0.1\n").find("outside 0..1") != std::string::npos);
+  CHECK(message("[import]\nmax_shrink_fraction = nan\n").find("outside 0..1") != std::string::npos);
+  CHECK(message("[import]\nmax_shrink_fraction = \"10%\"\n").find("must be a number") != std::string::npos);
+  CHECK(message("[import]\narchive_retention_days = 36501\n").find("import.archive_retention_days") !=
+        std::string::npos);
+  CHECK(message("[import]\narchive_directory = 1\n").find("must be a string") != std::string::npos);
+  CHECK(message("[import]\narchive = \"off\"\n") == "unknown key import.archive");
+}
