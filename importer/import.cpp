@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <queue>
 #include <sstream>
@@ -244,8 +246,25 @@ class FileEntries {
     }
     previous_ = current_.serial;
     have_previous_ = true;
-    if ((++count_ & 0xffff) == 0) file_->Advance(reader_.offset());
+    // Hash and release as we go, a few pages at a time: with 1,900 files walked side by side, every file's
+    // walked pages would otherwise stay resident until its end.
+    if (reader_.offset() >= next_release_) {
+      file_->Advance(reader_.offset());
+      next_release_ = reader_.offset() + kReleaseStep;
+    }
     return true;
+  }
+
+  // Numeric order of serials as one integer when the serial has at most 7 octets (JPKI's have 4): the merge
+  // heap compares these instead of calling memcmp. Longer serials tie on the key and fall back.
+  [[nodiscard]] std::uint64_t sort_key() const {
+    const ByteView serial = current_.serial;
+    std::uint64_t key = static_cast<std::uint64_t>(std::min<std::size_t>(serial.size(), 255)) << 56;
+    const std::size_t octets = std::min<std::size_t>(serial.size(), 7);
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < octets; ++i) value = (value << 8) | serial[i];
+    if (serial.size() <= 7) return key | value;
+    return key | (value & 0x00ffffffffffffffULL);
   }
 
   [[nodiscard]] const CrlEntry& current() const { return current_; }
@@ -268,7 +287,8 @@ class FileEntries {
   bool sorted_ = false;
   std::vector<IndexEntry> index_;
   std::size_t next_ = 0;
-  std::uint64_t count_ = 0;
+  static constexpr std::size_t kReleaseStep = 16384;
+  std::size_t next_release_ = 0;
 };
 
 // Merges the entries of several files (partitions imported together) in serial order into the store.
@@ -286,19 +306,22 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
       if (auto built = sources.back().BuildSortedIndex(); !built) return std::unexpected(built.error());
     }
   }
-  auto greater = [&](std::size_t a, std::size_t b) {
-    return store::SerialLess(sources[b].current().serial, sources[a].current().serial);
+  // A min-heap of (sort key, source index); equal keys (serials over 7 octets) compare the serials.
+  using Head = std::pair<std::uint64_t, std::size_t>;
+  auto greater = [&](const Head& a, const Head& b) {
+    if (a.first != b.first) return a.first > b.first;
+    return store::SerialLess(sources[b.second].current().serial, sources[a.second].current().serial);
   };
-  std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(greater)> heap(greater);
+  std::priority_queue<Head, std::vector<Head>, decltype(greater)> heap(greater);
   for (std::size_t i = 0; i < sources.size(); ++i) {
     auto more = sources[i].Advance();
     if (!more) return std::unexpected(more.error());
-    if (*more) heap.push(i);
+    if (*more) heap.emplace(sources[i].sort_key(), i);
   }
   std::uint64_t merged = 0;
   const std::uint64_t start_bytes = done_bytes;
   while (!heap.empty()) {
-    const std::size_t index = heap.top();
+    const std::size_t index = heap.top().second;
     heap.pop();
     FileEntries& source = sources[index];
     const CrlEntry& entry = source.current();
@@ -313,7 +336,7 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
     ++source.file().entries;
     auto more = source.Advance();
     if (!more) return std::unexpected(more.error());
-    if (*more) heap.push(index);
+    if (*more) heap.emplace(source.sort_key(), index);
     if (progress && (++merged & 0x3ffff) == 0) {
       std::uint64_t consumed = 0;
       for (const FileEntries& s : sources) consumed += s.consumed();
@@ -366,18 +389,77 @@ void AppendHistory(const std::filesystem::path& directory, const std::vector<His
   if (!out) Log(LogLevel::kError, "history_write_failed", {{"path", (directory / "history.jsonl").string()}});
 }
 
-void Archive(const ImportOptions& options, const store::IssuerId& issuer, const PreparedFile& file, UnixSeconds now) {
-  if (options.archive_directory.empty()) return;
+// One ustar header block (POSIX.1-1988), enough for `tar -x` to list and extract the member.
+std::array<char, 512> TarHeader(const std::string& name, std::uint64_t size, UnixSeconds mtime) {
+  std::array<char, 512> header{};
+  auto field = [&](std::size_t offset, std::size_t width, const std::string& value) {
+    std::memcpy(header.data() + offset, value.data(), std::min(width, value.size()));
+  };
+  auto octal = [&](std::size_t offset, std::size_t width, std::uint64_t value) {
+    char text[24];
+    std::snprintf(text, sizeof text, "%0*llo", static_cast<int>(width - 1), static_cast<unsigned long long>(value));
+    field(offset, width - 1, text);
+  };
+  field(0, 100, name);
+  octal(100, 8, 0600);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, size);
+  octal(136, 12, static_cast<std::uint64_t>(mtime));
+  std::memset(header.data() + 148, ' ', 8);
+  header[156] = '0';
+  field(257, 6, std::string("ustar\0", 6));
+  field(263, 2, "00");
+  unsigned checksum = 0;
+  for (char c : header) checksum += static_cast<unsigned char>(c);
+  char text[8];
+  std::snprintf(text, sizeof text, "%06o", checksum);
+  std::memcpy(header.data() + 148, text, 7);
+  return header;
+}
+
+// Imported files are kept for audit: one file as <stamp>-<sha256>.crl, a set imported together (1,900
+// municipality partitions) as one tar, so the archive does not grow by thousands of files a day.
+void Archive(const ImportOptions& options, const store::IssuerId& issuer, const std::vector<const PreparedFile*>& files,
+             UnixSeconds now) {
+  if (options.archive_directory.empty() || files.empty()) return;
   std::error_code error;
   const std::filesystem::path directory = options.archive_directory / issuer.hex().substr(0, 16);
   std::filesystem::create_directories(directory, error);
   std::string stamp = IsoTime(now);
   std::erase(stamp, ':');
   std::erase(stamp, '-');
-  const auto target = directory / (stamp + "-" + ToHex(file.sha256).substr(0, 16) + ".crl");
-  std::filesystem::copy_file(file.input.path, target, std::filesystem::copy_options::skip_existing, error);
-  if (error) Log(LogLevel::kWarning, "archive_failed", {{"file", file.label()}, {"error", error.message()}});
-  // Retention: files older than the period go.
+  const std::string first_hash = ToHex(files.front()->sha256).substr(0, 16);
+  if (files.size() == 1) {
+    const auto target = directory / (stamp + "-" + first_hash + ".crl");
+    std::filesystem::copy_file(files.front()->input.path, target, std::filesystem::copy_options::skip_existing, error);
+    if (error) Log(LogLevel::kWarning, "archive_failed", {{"file", files.front()->label()}, {"error", error.message()}});
+    return;
+  }
+  const auto target = directory / (stamp + "-" + first_hash + "-" + std::to_string(files.size()) + "-crls.tar");
+  std::ofstream out(target, std::ios::binary | std::ios::trunc);
+  static constexpr std::array<char, 512> kZeros{};
+  for (const PreparedFile* file : files) {
+    auto data = ReadFile(file->input.path);
+    if (!data) {
+      Log(LogLevel::kWarning, "archive_failed", {{"file", file->label()}, {"error", data.error().message}});
+      continue;
+    }
+    const std::string name = ToHex(file->sha256).substr(0, 16) + "-" + file->input.path.filename().string();
+    const auto header = TarHeader(name.substr(0, 99), data->size(), now);
+    out.write(header.data(), header.size());
+    out.write(reinterpret_cast<const char*>(data->data()), static_cast<std::streamsize>(data->size()));
+    out.write(kZeros.data(), static_cast<std::streamsize>((512 - data->size() % 512) % 512));
+  }
+  out.write(kZeros.data(), 512);
+  out.write(kZeros.data(), 512);
+  if (!out) Log(LogLevel::kWarning, "archive_failed", {{"file", target.string()}, {"error", "write failed"}});
+}
+
+// Retention: archived files older than the period go. Once per import, not per file.
+void PruneArchive(const ImportOptions& options) {
+  if (options.archive_directory.empty()) return;
+  std::error_code error;
   const auto cutoff = std::filesystem::file_time_type::clock::now() -
                       std::chrono::seconds(options.archive_retention_seconds);
   for (const auto& entry : std::filesystem::recursive_directory_iterator(options.archive_directory, error)) {
@@ -692,14 +774,19 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
       record.entries = file.entries;
       record.result = file.unchanged ? "unchanged" : "imported";
       history.push_back(std::move(record));
-      if (!file.unchanged) Archive(options_, identity->id, file, now);
     }
+    std::vector<const PreparedFile*> imported;
+    for (const PreparedFile& file : files) {
+      if (!file.unchanged) imported.push_back(&file);
+    }
+    Archive(options_, identity->id, imported, now);
     if (!history.empty() && files.size() == 1) {
       history.back().added = report.added;
       history.back().removed = report.removed;
       history.back().changed = report.changed;
     }
     AppendHistory(store_directory_, history);
+    if (changed_anything) PruneArchive(options_);
     for (const std::string& warning : report.warnings) Log(LogLevel::kWarning, "import_warning", {{"issuer", identity->subject_text}, {"warning", warning}});
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return report;

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <openssl/sha.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -646,6 +647,15 @@ Result<EntryMerge> EntryMerge::Begin(Store& store, WriteTxn& txn, std::uint32_t 
 }
 
 Result<void> EntryMerge::AdvanceOld(int op) {
+  // The walk reads the whole old key range through LMDB's read-only map; let those pages go now and then so
+  // a re-import of tens of millions of entries stays in bounded memory. They remain in the page cache, and
+  // the write transaction's dirty pages live outside the map (no MDB_WRITEMAP), so nothing is lost.
+  if ((++walked_ & 0xfffff) == 0) {
+    MDB_envinfo info{};
+    if (mdb_env_info(mdb_txn_env(mdb_cursor_txn(cursor_.get())), &info) == 0 && info.me_mapaddr != nullptr) {
+      ::madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+    }
+  }
   MDB_val key{};
   MDB_val value{};
   Bytes prefix;

@@ -195,6 +195,7 @@ class EntryMerge {
   bool appending_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
   Bytes last_serial_;
   Counts counts_;
+  std::uint64_t walked_ = 0;
 };
 
 class Store {
