@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# The CRL import benchmark in one command (bench/README.md explains the cases and the targets).
+#
+# For each size it times, in the same run and on the same files:
+#   openssl crl -inform DER -noout -CAfile CA.pem -in CRL            parse and verify only: the yardstick
+#   ocspctl --store EMPTY import --issuer CA.pem CRL                   first import into an empty store
+#   ocspctl --store DAY0 import --issuer CA.pem NEXT-DAY-CRL           next day (1% changed) over day 0
+# and for the largest size the partitioned set (default 1,900 files) imported with one ocspctl call into an
+# empty store, against the same entries as one file. It prints one table and the targets with PASS/FAIL.
+#
+# Exit status: 0 when every command ran (whatever the targets say: this is a benchmark, not a test),
+# 1 when a command failed (its row says so and its stderr is shown), 2 on bad usage.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+SIZES=1000000,10000000
+PARTITIONS=1900
+SEED=1
+WORK=$ROOT/bench/out
+BUILD=1
+BIN_DIR=$ROOT/build/release/bin
+REPEAT=1
+KEEP_STORES=0
+
+usage() {
+  cat <<EOF
+usage: bench/crl-import.sh [options]
+  --sizes N,M,...   entries per CRL (default $SIZES)
+  --quick           the same as --sizes 100000,1000000
+  --partitions P    partitions for the largest size (default $PARTITIONS; 0 skips the partitioned case)
+  --seed S          generator seed (default $SEED)
+  --repeat R        run every timed command R times and keep the fastest (default $REPEAT)
+  --work-dir DIR    CA, cached CRLs, stores, logs and results (default bench/out)
+  --bin-dir DIR     use crl-gen and ocspctl from DIR and skip the build (default: build the release preset)
+  --keep-stores     keep the LMDB stores after the run (they are deleted by default)
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --sizes) SIZES=${2:?--sizes needs a value}; shift 2 ;;
+    --sizes=*) SIZES=${1#*=}; shift ;;
+    --quick) SIZES=100000,1000000; shift ;;
+    --partitions) PARTITIONS=${2:?--partitions needs a value}; shift 2 ;;
+    --partitions=*) PARTITIONS=${1#*=}; shift ;;
+    --seed) SEED=${2:?--seed needs a value}; shift 2 ;;
+    --seed=*) SEED=${1#*=}; shift ;;
+    --repeat) REPEAT=${2:?--repeat needs a value}; shift 2 ;;
+    --repeat=*) REPEAT=${1#*=}; shift ;;
+    --work-dir) WORK=${2:?--work-dir needs a value}; shift 2 ;;
+    --work-dir=*) WORK=${1#*=}; shift ;;
+    --bin-dir) BIN_DIR=${2:?--bin-dir needs a value}; BUILD=0; shift 2 ;;
+    --bin-dir=*) BIN_DIR=${1#*=}; BUILD=0; shift ;;
+    --keep-stores) KEEP_STORES=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "crl-import.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+IFS=, read -r -a SIZE_LIST <<<"$SIZES"
+for n in "${SIZE_LIST[@]}"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "crl-import.sh: --sizes wants positive integers, got '$n'" >&2; exit 2; }
+done
+mapfile -t SIZE_LIST < <(printf '%s\n' "${SIZE_LIST[@]}" | sort -n -u)
+for value in "$PARTITIONS" "$SEED" "$REPEAT"; do
+  [[ $value =~ ^[0-9]+$ ]] || { echo "crl-import.sh: '$value' is not a non-negative integer" >&2; exit 2; }
+done
+(( REPEAT >= 1 )) || { echo "crl-import.sh: --repeat must be at least 1" >&2; exit 2; }
+LARGEST=${SIZE_LIST[-1]}
+SMALLEST=${SIZE_LIST[0]}
+
+say() { echo "crl-import.sh: $*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------------------------
+"$ROOT/scripts/setup.sh" time >&2  # GNU time: peak RSS of each command
+if ! /usr/bin/time --version 2>&1 | grep -q 'GNU'; then
+  say "/usr/bin/time is not GNU time; install the Debian package 'time'"
+  exit 1
+fi
+
+if (( BUILD )); then
+  if ! grep -Eq '^[[:space:]]*add_subdirectory\(bench\)' "$ROOT/CMakeLists.txt"; then
+    say "the top-level CMakeLists.txt does not add_subdirectory(bench) yet; add it, or pass --bin-dir"
+    exit 1
+  fi
+  say "building the release preset (crl-gen, ocspctl)"
+  (cd "$ROOT" && cmake --preset release >/dev/null && cmake --build --preset release -j2 --target crl-gen ocspctl) >&2
+fi
+CRL_GEN=$BIN_DIR/crl-gen
+OCSPCTL=$BIN_DIR/ocspctl
+for tool in "$CRL_GEN" "$OCSPCTL"; do
+  [[ -x $tool ]] || { say "$tool is missing"; exit 1; }
+done
+
+# --- the CA and the CRLs -----------------------------------------------------------------------------------
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+CA_DIR=$WORK/ca
+CA_CERT=$CA_DIR/ca.pem
+CA_KEY=$CA_DIR/ca.key
+if [[ ! -s $CA_CERT || ! -s $CA_KEY ]]; then
+  say "creating the bench CA in $CA_DIR"
+  rm -rf "$CA_DIR" "$WORK/crls"  # CRLs signed by an earlier CA key would no longer verify
+  mkdir -p "$CA_DIR"
+  cat >"$CA_DIR/ca.cnf" <<'EOF'
+[req]
+distinguished_name = subject
+prompt = no
+x509_extensions = ca_extensions
+[subject]
+C = JP
+O = JPKI-BENCH
+OU = Bench Signing CA
+[ca_extensions]
+subjectKeyIdentifier = hash
+basicConstraints = critical, CA:true
+keyUsage = critical, cRLSign, keyCertSign
+EOF
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -config "$CA_DIR/ca.cnf" \
+    -keyout "$CA_KEY.partial" -out "$CA_CERT.partial" 2>/dev/null
+  mv "$CA_KEY.partial" "$CA_KEY"
+  mv "$CA_CERT.partial" "$CA_CERT"
+fi
+
+# Day 0 is dated yesterday 00:00 UTC and day 1 today 00:00 UTC: both are in the past (the importer refuses a
+# thisUpdate in the future) and, valid for a week, both are current whenever the run happens today. The cache
+# is keyed by that date as well as size and seed, so it is regenerated once a day; older dates are pruned.
+DAY0=$(( ($(date -u +%s) / 86400 - 1) * 86400 ))
+DAY0_TEXT=$(date -u -d "@$DAY0" +%Y-%m-%dT%H:%M:%SZ)
+CACHE=$WORK/crls/seed$SEED-$(date -u -d "@$DAY0" +%Y%m%d)
+mkdir -p "$CACHE"
+for old in "$WORK"/crls/seed"$SEED"-*; do
+  [[ $old == "$CACHE" ]] || rm -rf "$old"
+done
+
+generate() {  # generate OUT ARGS... ; OUT is a file, or a directory when ARGS has --partitions
+  local out=$1; shift
+  [[ -e $out ]] && return 0
+  say "generating $out"
+  if [[ " $* " == *" --partitions "* ]]; then
+    rm -rf "$out.partial"
+    nice -n 10 "$CRL_GEN" --ca-cert "$CA_CERT" --ca-key "$CA_KEY" --seed "$SEED" --this-update "$DAY0_TEXT" \
+      --validity-hours 168 "$@" --out-dir "$out.partial" >&2
+    mv "$out.partial" "$out"
+  else
+    # crl-gen writes OUT.partial and renames it when complete, so an existing OUT is always whole.
+    nice -n 10 "$CRL_GEN" --ca-cert "$CA_CERT" --ca-key "$CA_KEY" --seed "$SEED" --this-update "$DAY0_TEXT" \
+      --validity-hours 168 "$@" --out "$out" >&2
+  fi
+}
+
+for n in "${SIZE_LIST[@]}"; do
+  generate "$CACHE/n$n-day0.der" --entries "$n" --day 0
+  generate "$CACHE/n$n-day1.der" --entries "$n" --day 1
+done
+if (( PARTITIONS > 0 )); then
+  generate "$CACHE/n$LARGEST-day0-p$PARTITIONS" --entries "$LARGEST" --day 0 --partitions "$PARTITIONS"
+fi
+
+# --- measuring ---------------------------------------------------------------------------------------------
+STORES=$WORK/stores
+LOGS=$WORK/logs/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$STORES" "$LOGS"
+declare -A WALL=() RSS=() STATUS=()
+FAILED=0
+
+# shellcheck disable=SC2317  # called through measure's PREPARE arguments
+warm() {  # reads the inputs once, so every timed command finds them in the page cache alike
+  local path
+  for path in "$@"; do
+    if [[ -d $path ]]; then cat "$path"/*.der >/dev/null; else cat "$path" >/dev/null; fi
+  done
+}
+
+# shellcheck disable=SC2317  # called through measure's PREPARE arguments
+prepare_empty_store() {  # prepare_empty_store STORE INPUT
+  rm -rf "$1"
+  mkdir -p "$1"
+  warm "$2"
+}
+
+# shellcheck disable=SC2317  # called through measure's PREPARE arguments
+prepare_copied_store() {  # prepare_copied_store DAY0-STORE STORE INPUT: the timed import starts from day 0
+  rm -rf "$2"
+  cp -a "$1" "$2"
+  warm "$3"
+}
+
+# measure KEY PREPARE... -- COMMAND...: runs PREPARE (untimed) then COMMAND, REPEAT times; keeps the fastest
+# wall time and the largest peak RSS. Fills WALL[KEY] (seconds), RSS[KEY] (MiB) and STATUS[KEY].
+measure() {
+  local key=$1 prepare=()
+  shift
+  while [[ $1 != -- ]]; do prepare+=("$1"); shift; done
+  shift
+  local log=$LOGS/${key//[:\/ ]/_} run start end rc seconds rss best="" peak=0
+  for ((run = 1; run <= REPEAT; run++)); do
+    "${prepare[@]}"
+    start=$(date +%s%N)
+    rc=0
+    /usr/bin/time -f '%M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
+    end=$(date +%s%N)
+    if (( rc != 0 )) || { [[ $1 == openssl ]] && ! grep -q 'verify OK' "$log.err"; }; then
+      STATUS[$key]="FAILED (exit $rc)"
+      FAILED=1
+      if (( $# > 8 )); then
+        say "$key failed (exit $rc): ${*:1:7} ... ($(( $# - 7 )) more arguments)"
+      else
+        say "$key failed (exit $rc): $*"
+      fi
+      sed -n '1,5p' "$log.err" | cut -c1-300 | sed 's/^/    /' >&2
+      return 0
+    fi
+    seconds=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+    rss=$(tail -n 1 "$log.time")
+    if [[ -z $best ]] || awk -v a="$seconds" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$seconds; fi
+    if (( rss > peak )); then peak=$rss; fi
+  done
+  WALL[$key]=$best
+  RSS[$key]=$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')
+  STATUS[$key]=ok
+  say "$key: ${WALL[$key]} s, ${RSS[$key]} MiB"
+  sed -n '1,3p' "$log.out" | sed 's/^/    /' >&2  # what the command itself reported, if anything
+}
+
+for n in "${SIZE_LIST[@]}"; do
+  day0=$CACHE/n$n-day0.der
+  day1=$CACHE/n$n-day1.der
+  measure "openssl:$n" warm "$day0" -- openssl crl -inform DER -noout -CAfile "$CA_CERT" -in "$day0"
+  measure "import:$n" prepare_empty_store "$STORES/import-$n" "$day0" -- \
+    "$OCSPCTL" --store "$STORES/import-$n" import --issuer "$CA_CERT" "$day0"
+  if [[ ${STATUS[import:$n]} == ok ]]; then
+    measure "nextday:$n" prepare_copied_store "$STORES/import-$n" "$STORES/nextday-$n" "$day1" -- \
+      "$OCSPCTL" --store "$STORES/nextday-$n" import --issuer "$CA_CERT" "$day1"
+  else
+    STATUS[nextday:$n]="SKIPPED (no day-0 store)"
+  fi
+  if (( ! KEEP_STORES )); then rm -rf "$STORES/import-$n" "$STORES/nextday-$n"; fi
+done
+if (( PARTITIONS > 0 )); then
+  parts=$CACHE/n$LARGEST-day0-p$PARTITIONS
+  measure "partitions:$LARGEST" prepare_empty_store "$STORES/partitions-$LARGEST" "$parts" -- \
+    "$OCSPCTL" --store "$STORES/partitions-$LARGEST" import --issuer "$CA_CERT" "$parts"/*.der
+  if (( ! KEEP_STORES )); then rm -rf "$STORES/partitions-$LARGEST"; fi
+fi
+if (( ! KEEP_STORES )); then rmdir "$STORES" 2>/dev/null || true; fi
+
+# --- report ------------------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+have() { [[ ${STATUS[$1]:-} == ok ]]; }
+verdict() { awk -v c="$1" 'BEGIN { print (c ? "PASS" : "FAIL") }'; }  # verdict <awk condition result 0/1>
+compare() { awk -v a="$1" -v b="$2" "BEGIN { print (a $3 b) ? 1 : 0 }"; }
+
+RESULTS=$WORK/results
+mkdir -p "$RESULTS"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+REPORT=$RESULTS/$STAMP.txt
+TSV=$RESULTS/$STAMP.tsv
+
+{
+  revision=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+  echo "CRL import benchmark: $STAMP, revision $revision, seed $SEED, repeat $REPEAT"
+  echo "host: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), $(openssl version)"
+  echo
+  printf '%-38s %10s %9s %13s %11s  %s\n' case entries "wall s" "peak RSS MiB" "vs openssl" status
+  row() {  # row KEY LABEL ENTRIES
+    local key=$1 label=$2 entries=$3 base=openssl:$3
+    if have "$key"; then
+      local versus=n/a
+      have "$base" && versus=$(ratio "${WALL[$key]}" "${WALL[$base]}")
+      printf '%-38s %10s %9s %13s %11s  %s\n' "$label" "$entries" "${WALL[$key]}" "${RSS[$key]}" "$versus" ok
+    else
+      printf '%-38s %10s %9s %13s %11s  %s\n' "$label" "$entries" - - - "${STATUS[$key]:-not run}"
+    fi
+  }
+  for n in "${SIZE_LIST[@]}"; do
+    row "openssl:$n" "openssl crl (parse + verify)" "$n"
+    row "import:$n" "ocspctl import, empty store" "$n"
+    row "nextday:$n" "ocspctl import, next day over day 0" "$n"
+  done
+  if (( PARTITIONS > 0 )); then
+    row "partitions:$LARGEST" "ocspctl import, $PARTITIONS partitions" "$LARGEST"
+  fi
+
+  echo
+  printf '%-58s %-30s %s\n' target measured result
+  target() { printf '%-58s %-30s %s\n' "$1" "$2" "$3"; }
+
+  if have "import:$LARGEST" && have "openssl:$LARGEST"; then
+    r=$(ratio "${WALL[import:$LARGEST]}" "${WALL[openssl:$LARGEST]}")
+    target "import <= 1/3 of openssl's time ($LARGEST entries)" "${r}x" "$(verdict "$(compare "$r" 0.3334 '<=')")"
+  else
+    target "import <= 1/3 of openssl's time ($LARGEST entries)" n/a "NOT MEASURED"
+  fi
+
+  worst=0 worst_key=""
+  for key in "${!RSS[@]}"; do
+    [[ $key == openssl:* ]] && continue
+    if [[ $(compare "${RSS[$key]}" "$worst" '>') == 1 ]]; then worst=${RSS[$key]}; worst_key=$key; fi
+  done
+  if [[ -n $worst_key ]]; then
+    target "peak RSS < 512 MiB (every ocspctl import)" "$worst MiB ($worst_key)" "$(verdict "$(compare "$worst" 512 '<')")"
+  else
+    target "peak RSS < 512 MiB (every ocspctl import)" n/a "NOT MEASURED"
+  fi
+
+  if have "nextday:$LARGEST" && have "import:$LARGEST"; then
+    r=$(ratio "${WALL[nextday:$LARGEST]}" "${WALL[import:$LARGEST]}")
+    target "next day <= 0.5x the first import ($LARGEST entries)" "${r}x" "$(verdict "$(compare "$r" 0.5 '<=')")"
+  else
+    target "next day <= 0.5x the first import ($LARGEST entries)" n/a "NOT MEASURED"
+  fi
+
+  if (( LARGEST == SMALLEST )); then
+    target "import time linear in entries" "one size only" "NOT MEASURED"
+  elif have "import:$LARGEST" && have "import:$SMALLEST"; then
+    expected=$(ratio "$LARGEST" "$SMALLEST")
+    r=$(ratio "${WALL[import:$LARGEST]}" "${WALL[import:$SMALLEST]}")
+    deviation=$(awk -v r="$r" -v e="$expected" 'BEGIN { d = r / e - 1; if (d < 0) d = -d; print d }')
+    target "linear: ${LARGEST} vs ${SMALLEST} within 15% of ${expected}x" "${r}x" \
+      "$(verdict "$(compare "$deviation" 0.15 '<=')")"
+  else
+    target "linear: ${LARGEST} vs ${SMALLEST} within 15%" n/a "NOT MEASURED"
+  fi
+
+  if (( PARTITIONS > 0 )); then
+    if have "partitions:$LARGEST" && have "import:$LARGEST"; then
+      r=$(ratio "${WALL[partitions:$LARGEST]}" "${WALL[import:$LARGEST]}")
+      target "$PARTITIONS partitions < one file ($LARGEST entries)" "${r}x" "$(verdict "$(compare "$r" 1 '<')")"
+    else
+      target "$PARTITIONS partitions < one file ($LARGEST entries)" n/a "NOT MEASURED"
+    fi
+  fi
+  echo
+  echo "logs: $LOGS"
+} | tee "$REPORT"
+
+{
+  printf 'case\tentries\twall_seconds\tpeak_rss_mib\tstatus\n'
+  for key in "${!STATUS[@]}"; do
+    printf '%s\t%s\t%s\t%s\t%s\n' "${key%%:*}" "${key#*:}" "${WALL[$key]:-}" "${RSS[$key]:-}" "${STATUS[$key]}"
+  done | sort -t$'\t' -k2,2n -k1,1
+} >"$TSV"
+echo "results: $REPORT (table), $TSV (tab-separated)"
+exit "$FAILED"
