@@ -3,6 +3,9 @@
 #include <openssl/sha.h>
 #include <sys/mman.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -650,12 +653,7 @@ Result<void> EntryMerge::AdvanceOld(int op) {
   // The walk reads the whole old key range through LMDB's read-only map; let those pages go now and then so
   // a re-import of tens of millions of entries stays in bounded memory. They remain in the page cache, and
   // the write transaction's dirty pages live outside the map (no MDB_WRITEMAP), so nothing is lost.
-  if ((++walked_ & 0xfffff) == 0) {
-    MDB_envinfo info{};
-    if (mdb_env_info(mdb_txn_env(mdb_cursor_txn(cursor_.get())), &info) == 0 && info.me_mapaddr != nullptr) {
-      ::madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
-    }
-  }
+  if ((++walked_ & 0xfffff) == 0 && map_size_ != 0) ::madvise(map_begin_, map_size_, MADV_DONTNEED);
   MDB_val key{};
   MDB_val value{};
   Bytes prefix;
@@ -675,6 +673,7 @@ Result<void> EntryMerge::AdvanceOld(int op) {
     return {};
   }
   old_serial_ = ByteView(bytes + 5, key.mv_size - 5);
+  if (map_size_ == 0 && !map_searched_) FindMap(bytes);
   auto entry = DecodeEntry(FromVal(value));
   if (!entry) return std::unexpected(entry.error());
   old_entry_ = *entry;
@@ -763,6 +762,25 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
   // The cursor now sits on the new key; the old entry we compared against is the next one.
   if (old_valid_) return AdvanceOld(MDB_NEXT);
   return {};
+}
+
+// LMDB does not say where its map is (mdb_env_info reports it only with MDB_FIXEDMAP); a key read through the
+// map points into it, and /proc/self/maps names the mapping that holds that address.
+void EntryMerge::FindMap(const void* inside) {
+  map_searched_ = true;
+  std::ifstream maps("/proc/self/maps");
+  const auto address = reinterpret_cast<std::uintptr_t>(inside);
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::uintptr_t begin = 0;
+    std::uintptr_t end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &begin, &end) != 2) continue;
+    if (address < begin || address >= end) continue;
+    if (line.find("data.mdb") == std::string::npos) return;  // a dirty page, not the map: leave it
+    map_begin_ = reinterpret_cast<void*>(begin);
+    map_size_ = end - begin;
+    return;
+  }
 }
 
 Result<EntryMerge::Counts> EntryMerge::Finish() {

@@ -195,7 +195,12 @@ class EntryMerge {
   bool appending_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
   Bytes last_serial_;
   Counts counts_;
+  // The read-only map the walk reads through, released now and then (see AdvanceOld).
+  void FindMap(const void* inside);
   std::uint64_t walked_ = 0;
+  bool map_searched_ = false;
+  void* map_begin_ = nullptr;
+  std::size_t map_size_ = 0;
 };
 
 class Store {
