@@ -53,22 +53,28 @@ struct Extension {
   ByteView oid;
   bool critical = false;
   ByteView value;  // extnValue contents
-  std::size_t offset = 0;
+  std::size_t offset = 0;        // of the Extension SEQUENCE
+  std::size_t value_offset = 0;  // of the extnValue contents
 };
 
 // Calls `visit` for each Extension in an Extensions SEQUENCE; refuses duplicates (RFC 5280 4.2).
+bool ValidOid(ByteView oid);
+
 template <typename Visit>
 Result<void> ForEachExtension(const Tlv& extensions, std::string_view where, Visit visit) {
   DerReader list = DerReader::Inside(extensions);
   if (list.empty()) return std::unexpected(DerError(extensions.offset, where, "empty extension list"));
+  // Extension lists are short: a fixed array serves, and a heap list takes over past it.
   std::array<ByteView, 16> seen{};
   std::size_t seen_count = 0;
+  std::vector<ByteView> seen_overflow;
   while (!list.empty()) {
     auto extension = list.Expect(der::kSequence, where);
     if (!extension) return std::unexpected(extension.error());
     DerReader fields = DerReader::Inside(*extension);
     auto oid = fields.Expect(der::kOid, where);
     if (!oid) return std::unexpected(oid.error());
+    if (!ValidOid(oid->value)) return std::unexpected(DerError(oid->offset, where, "malformed OBJECT IDENTIFIER"));
     Extension parsed{oid->value, false, {}, extension->offset};
     auto critical = fields.Optional(der::kBoolean, where);
     if (!critical) return std::unexpected(critical.error());
@@ -83,12 +89,19 @@ Result<void> ForEachExtension(const Tlv& extensions, std::string_view where, Vis
     if (!value) return std::unexpected(value.error());
     if (!fields.empty()) return std::unexpected(DerError(fields.offset(), where, "trailing data in an extension"));
     parsed.value = value->value;
-    for (std::size_t i = 0; i < seen_count; ++i) {
-      if (seen[i].size() == parsed.oid.size() && std::memcmp(seen[i].data(), parsed.oid.data(), parsed.oid.size()) == 0) {
-        return std::unexpected(DerError(extension->offset, where, "extension " + OidText(parsed.oid) + " appears twice"));
-      }
+    parsed.value_offset = value->offset + (value->encoding.size() - value->value.size());
+    auto same = [&](ByteView other) {
+      return other.size() == parsed.oid.size() && std::memcmp(other.data(), parsed.oid.data(), parsed.oid.size()) == 0;
+    };
+    if (std::any_of(seen.begin(), seen.begin() + static_cast<std::ptrdiff_t>(seen_count), same) ||
+        std::any_of(seen_overflow.begin(), seen_overflow.end(), same)) {
+      return std::unexpected(DerError(extension->offset, where, "extension " + OidText(parsed.oid) + " appears twice"));
     }
-    if (seen_count < seen.size()) seen[seen_count++] = parsed.oid;
+    if (seen_count < seen.size()) {
+      seen[seen_count++] = parsed.oid;
+    } else {
+      seen_overflow.push_back(parsed.oid);
+    }
     if (auto result = visit(parsed); !result) return result;
   }
   return {};
@@ -116,28 +129,55 @@ std::string PrintName(ByteView name_der) {
   return std::string(text, static_cast<std::size_t>(length));
 }
 
+// GeneralName tags (RFC 5280 4.2.1.6): [0] otherName .. [8] registeredID, primitive or constructed as defined.
+bool IsGeneralNameTag(std::uint8_t tag) {
+  switch (tag) {
+    case 0xa0: case 0x81: case 0x82: case 0xa3: case 0xa4: case 0xa5: case 0x86: case 0x87: case 0x88:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extension) {
   constexpr std::string_view kWhat = "issuingDistributionPoint";
-  auto sequence = ParseSingle(extension.value, extension.offset, kWhat);
+  auto sequence = ParseSingle(extension.value, extension.value_offset, kWhat);
   if (!sequence) return std::unexpected(sequence.error());
   if (sequence->tag != der::kSequence) return std::unexpected(DerError(sequence->offset, kWhat, "not a SEQUENCE"));
   IssuingDistributionPoint point;
   bool only_user = false, only_ca = false;
+  int last_field = -1;  // fields are [0]..[5], each at most once and in order (DER)
   DerReader fields = DerReader::Inside(*sequence);
   while (!fields.empty()) {
     auto field = fields.Next(kWhat);
     if (!field) return std::unexpected(field.error());
-    const bool flag = field->value.size() == 1 && field->value[0] == 0xff;
-    switch (field->tag) {
-      case 0xa0: {  // distributionPoint [0] DistributionPointName
-        auto name = ParseSingle(field->value, field->offset + 2, kWhat);
+    const int number = field->tag & 0x1f;
+    if ((field->tag & 0xc0) != 0x80 || number > 5 || number <= last_field) {
+      return std::unexpected(DerError(field->offset, kWhat, "unknown field, or a field repeated or out of order"));
+    }
+    last_field = number;
+    if (number == 1 || number == 2 || number == 4 || number == 5) {
+      // BOOLEAN DEFAULT FALSE: DER omits FALSE and writes TRUE as 0xff. A BER TRUE (any other non-zero
+      // octet) read as FALSE would turn an indirect CRL into a direct one, so it is refused, not guessed.
+      if (field->tag != (0x80 | number) || field->value.size() != 1 || field->value[0] != 0xff) {
+        return std::unexpected(DerError(field->offset, kWhat, "a BOOLEAN that is not DER's TRUE"));
+      }
+    }
+    switch (number) {
+      case 0: {  // distributionPoint [0] EXPLICIT DistributionPointName
+        if (field->tag != 0xa0) return std::unexpected(DerError(field->offset, kWhat, "distributionPoint not constructed"));
+        auto name = ParseSingle(field->value, field->offset + (field->encoding.size() - field->value.size()), kWhat);
         if (!name) return std::unexpected(name.error());
         point.distribution_point.assign(name->encoding.begin(), name->encoding.end());
         if (name->tag == 0xa0) {  // fullName [0] GeneralNames
           DerReader names = DerReader::Inside(*name);
+          if (names.empty()) return std::unexpected(DerError(name->offset, kWhat, "empty fullName"));
           while (!names.empty()) {
             auto general = names.Next(kWhat);
             if (!general) return std::unexpected(general.error());
+            if (!IsGeneralNameTag(general->tag)) {
+              return std::unexpected(DerError(general->offset, kWhat, "fullName holds something that is not a GeneralName"));
+            }
             if (!point.name.empty()) point.name += ", ";
             if (general->tag == 0x86) {
               point.name += "URI:" + std::string(general->value.begin(), general->value.end());
@@ -147,29 +187,25 @@ Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extensi
               point.name += "name:" + ToHex(general->encoding);
             }
           }
-        } else {
+        } else if (name->tag == 0xa1) {  // nameRelativeToCRLIssuer [1] RelativeDistinguishedName
           point.name = "relative:" + ToHex(name->encoding);
+        } else {
+          return std::unexpected(DerError(name->offset, kWhat, "distributionPoint is neither fullName nor nameRelativeToCRLIssuer"));
         }
         break;
       }
-      case 0x81: only_user = flag; break;
-      case 0x82: only_ca = flag; break;
-      case 0xa3:
-      case 0x83:
-        return std::unexpected(DerError(field->offset, kWhat, "onlySomeReasons partitions are not supported"));
-      case 0x84:
-        if (flag) return std::unexpected(DerError(field->offset, kWhat, "indirect CRLs are not supported"));
-        break;
-      case 0x85:
-        if (flag) return std::unexpected(DerError(field->offset, kWhat, "attribute-certificate CRLs are not supported"));
-        break;
-      default:
-        return std::unexpected(DerError(field->offset, kWhat, "unknown field"));
+      case 1: only_user = true; break;
+      case 2: only_ca = true; break;
+      case 3: return std::unexpected(DerError(field->offset, kWhat, "onlySomeReasons partitions are not supported"));
+      case 4: return std::unexpected(DerError(field->offset, kWhat, "indirect CRLs are not supported"));
+      case 5: return std::unexpected(DerError(field->offset, kWhat, "attribute-certificate CRLs are not supported"));
     }
   }
-  if (only_user && only_ca) return std::unexpected(DerError(extension.offset, kWhat, "both onlyContainsUserCerts and onlyContainsCACerts"));
+  if (only_user && only_ca) {
+    return std::unexpected(DerError(extension.offset, kWhat, "both onlyContainsUserCerts and onlyContainsCACerts"));
+  }
   point.scope = only_ca ? PartitionScope::kCaCerts : PartitionScope::kUserCerts;
-  if (point.distribution_point.empty() && point.scope == PartitionScope::kUserCerts && !only_user) {
+  if (point.distribution_point.empty() && !only_user && !only_ca) {
     return std::unexpected(DerError(extension.offset, kWhat, "names no distribution point and no scope"));
   }
   if (point.name.empty()) point.name = only_ca ? "ARL" : "user certificates";
@@ -180,7 +216,7 @@ Result<void> ReadCrlExtension(const Extension& extension, CrlHeader& header) {
   if (Is(extension.oid, kCrlNumber) || Is(extension.oid, kDeltaCrlIndicator)) {
     const bool delta = Is(extension.oid, kDeltaCrlIndicator);
     const std::string_view what = delta ? "deltaCRLIndicator" : "cRLNumber";
-    auto integer = ParseSingle(extension.value, extension.offset, what);
+    auto integer = ParseSingle(extension.value, extension.value_offset, what);
     if (!integer) return std::unexpected(integer.error());
     if (integer->tag != der::kInteger) return std::unexpected(DerError(integer->offset, what, "not an INTEGER"));
     auto magnitude = ReadUnsignedInteger(*integer, what, 20);
@@ -189,12 +225,25 @@ Result<void> ReadCrlExtension(const Extension& extension, CrlHeader& header) {
     return {};
   }
   if (Is(extension.oid, kAuthorityKeyIdentifier)) {
-    auto sequence = ParseSingle(extension.value, extension.offset, "authorityKeyIdentifier");
+    constexpr std::string_view kWhat = "authorityKeyIdentifier";
+    auto sequence = ParseSingle(extension.value, extension.value_offset, kWhat);
     if (!sequence) return std::unexpected(sequence.error());
+    if (sequence->tag != der::kSequence) return std::unexpected(DerError(sequence->offset, kWhat, "not a SEQUENCE"));
+    // SEQUENCE { keyIdentifier [0] OCTET STRING, authorityCertIssuer [1], authorityCertSerialNumber [2] },
+    // each optional, in order, at most once.
     DerReader fields = DerReader::Inside(*sequence);
-    auto key_id = fields.Optional(0x80, "authorityKeyIdentifier");
-    if (!key_id) return std::unexpected(key_id.error());
-    if (*key_id) header.authority_key_id = Bytes((*key_id)->value.begin(), (*key_id)->value.end());
+    int last_field = -1;
+    while (!fields.empty()) {
+      auto field = fields.Next(kWhat);
+      if (!field) return std::unexpected(field.error());
+      const std::uint8_t expected[] = {0x80, 0xa1, 0x82};
+      const int number = field->tag & 0x1f;
+      if (number > 2 || number <= last_field || field->tag != expected[number]) {
+        return std::unexpected(DerError(field->offset, kWhat, "unknown, repeated, out-of-order or wrongly encoded field"));
+      }
+      last_field = number;
+      if (number == 0) header.authority_key_id = Bytes(field->value.begin(), field->value.end());
+    }
     return {};
   }
   if (Is(extension.oid, kIssuingDistributionPoint)) {
@@ -215,7 +264,7 @@ Result<void> ReadCrlExtension(const Extension& extension, CrlHeader& header) {
 
 Result<void> ReadEntryExtension(const Extension& extension, CrlEntry& entry) {
   if (Is(extension.oid, kReasonCode)) {
-    auto value = ParseSingle(extension.value, extension.offset, "reasonCode");
+    auto value = ParseSingle(extension.value, extension.value_offset, "reasonCode");
     if (!value) return std::unexpected(value.error());
     if (value->tag != der::kEnumerated || value->value.size() != 1) {
       return std::unexpected(DerError(value->offset, "reasonCode", "not a one-octet ENUMERATED"));
@@ -228,7 +277,7 @@ Result<void> ReadEntryExtension(const Extension& extension, CrlEntry& entry) {
     return {};
   }
   if (Is(extension.oid, kInvalidityDate)) {
-    auto value = ParseSingle(extension.value, extension.offset, "invalidityDate");
+    auto value = ParseSingle(extension.value, extension.value_offset, "invalidityDate");
     if (!value) return std::unexpected(value.error());
     if (value->tag != der::kGeneralizedTime) {
       return std::unexpected(DerError(value->offset, "invalidityDate", "not a GeneralizedTime"));
@@ -250,6 +299,68 @@ Result<void> ReadEntryExtension(const Extension& extension, CrlEntry& entry) {
   return {};
 }
 
+// An OBJECT IDENTIFIER's contents: non-empty, every subidentifier minimal (no leading 0x80) and complete.
+bool ValidOid(ByteView oid) {
+  if (oid.empty() || (oid.back() & 0x80) != 0) return false;
+  bool start = true;
+  for (std::uint8_t octet : oid) {
+    if (start && octet == 0x80) return false;
+    start = (octet & 0x80) == 0;
+  }
+  return true;
+}
+
+// Reports a structural problem inside `element` at the element itself: that is what is malformed.
+Result<void> AtElement(const Tlv& element, std::string_view what, Result<void> inner) {
+  if (inner) return inner;
+  return std::unexpected(DerError(element.offset, what, inner.error().message));
+}
+
+// AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, parameters ANY OPTIONAL }
+Result<void> CheckAlgorithmIdentifierFields(const Tlv& algorithm, std::string_view what) {
+  DerReader fields = DerReader::Inside(algorithm);
+  auto oid = fields.Expect(der::kOid, what);
+  if (!oid) return std::unexpected(oid.error());
+  if (!ValidOid(oid->value)) return std::unexpected(DerError(oid->offset, what, "malformed OBJECT IDENTIFIER"));
+  if (!fields.empty()) {
+    auto parameters = fields.Next(what);
+    if (!parameters) return std::unexpected(parameters.error());
+  }
+  if (!fields.empty()) return std::unexpected(DerError(fields.offset(), what, "more than one parameters field"));
+  return {};
+}
+
+Result<void> CheckAlgorithmIdentifier(const Tlv& algorithm, std::string_view what) {
+  return AtElement(algorithm, what, CheckAlgorithmIdentifierFields(algorithm, what));
+}
+
+// Name ::= SEQUENCE OF RelativeDistinguishedName (SET SIZE (1..MAX) OF SEQUENCE { type OID, value ANY })
+Result<void> CheckNameFields(const Tlv& name, std::string_view what) {
+  DerReader rdns = DerReader::Inside(name);
+  while (!rdns.empty()) {
+    auto rdn = rdns.Expect(0x31, what);
+    if (!rdn) return std::unexpected(rdn.error());
+    DerReader attributes = DerReader::Inside(*rdn);
+    if (attributes.empty()) return std::unexpected(DerError(rdn->offset, what, "empty RelativeDistinguishedName"));
+    while (!attributes.empty()) {
+      auto attribute = attributes.Expect(der::kSequence, what);
+      if (!attribute) return std::unexpected(attribute.error());
+      DerReader parts = DerReader::Inside(*attribute);
+      auto type = parts.Expect(der::kOid, what);
+      if (!type) return std::unexpected(type.error());
+      if (!ValidOid(type->value)) return std::unexpected(DerError(type->offset, what, "malformed OBJECT IDENTIFIER"));
+      auto value = parts.Next(what);
+      if (!value) return std::unexpected(value.error());
+      if (!parts.empty()) return std::unexpected(DerError(parts.offset(), what, "trailing data in an attribute"));
+    }
+  }
+  return {};
+}
+
+Result<void> CheckName(const Tlv& name, std::string_view what) {
+  return AtElement(name, what, CheckNameFields(name, what));
+}
+
 }  // namespace
 
 Result<CrlParser> CrlParser::Open(ByteView der) {
@@ -266,6 +377,9 @@ Result<CrlParser> CrlParser::Open(ByteView der) {
   auto algorithm = outer.Expect(der::kSequence, "signatureAlgorithm");
   if (!algorithm) return std::unexpected(algorithm.error());
   header.signature_algorithm = algorithm->encoding;
+  if (auto checked = CheckAlgorithmIdentifier(*algorithm, "signatureAlgorithm"); !checked) {
+    return std::unexpected(checked.error());
+  }
   auto signature = outer.Expect(der::kBitString, "signatureValue");
   if (!signature) return std::unexpected(signature.error());
   if (signature->value.empty() || signature->value[0] != 0) {
@@ -283,9 +397,13 @@ Result<CrlParser> CrlParser::Open(ByteView der) {
   auto inner_algorithm = fields.Expect(der::kSequence, "signature");
   if (!inner_algorithm) return std::unexpected(inner_algorithm.error());
   header.tbs_signature_algorithm = inner_algorithm->encoding;
+  if (auto checked = CheckAlgorithmIdentifier(*inner_algorithm, "signature"); !checked) {
+    return std::unexpected(checked.error());
+  }
   auto issuer = fields.Expect(der::kSequence, "issuer");
   if (!issuer) return std::unexpected(issuer.error());
   header.issuer = issuer->encoding;
+  if (auto checked = CheckName(*issuer, "issuer"); !checked) return std::unexpected(checked.error());
   auto this_update = fields.Next("thisUpdate");
   if (!this_update) return std::unexpected(this_update.error());
   auto this_time = ReadTime(*this_update, "thisUpdate");
@@ -317,6 +435,9 @@ Result<CrlParser> CrlParser::Open(ByteView der) {
     if (!read) return std::unexpected(read.error());
   }
   if (!fields.empty()) return std::unexpected(DerError(fields.offset(), "tbsCertList", "unexpected field"));
+  if (header.delta_base && !header.crl_number) {
+    return std::unexpected(DerError((*extensions)->offset, "crlExtensions", "a delta CRL without a cRLNumber (RFC 5280 5.2.3)"));
+  }
   return CrlParser(der, std::move(header));
 }
 
