@@ -521,6 +521,7 @@ std::optional<OpenSslCrlReading> ReadCrlWithOpenSsl(ByteView der) {
       base) {
     summary.delta_base = magnitude(base.get(), "deltaCRLIndicator");
   }
+  if (summary.delta_base && !summary.crl_number) problem("a delta CRL without a cRLNumber (OpenSSL marks it invalid)");
   if (UniquePtr<AUTHORITY_KEYID> key_id(static_cast<AUTHORITY_KEYID*>(
           extension(crl_extension, NID_authority_key_identifier, "authorityKeyIdentifier")));
       key_id && key_id->keyid != nullptr) {

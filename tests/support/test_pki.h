@@ -171,8 +171,8 @@ std::string Describe(const CrlSummary& summary);
 struct OpenSslCrlReading {
   CrlSummary summary;
   // What d2i_X509_CRL lets through but OpenSSL then cannot use: an extension it cannot decode or finds twice
-  // (X509_CRL_get_ext_d2i fails; OpenSSL marks the CRL invalid), a time it cannot convert, a negative serial or
-  // CRL number, an IDP both "only user" and "only CA". Empty for a sound CRL.
+  // (X509_CRL_get_ext_d2i fails; OpenSSL marks the CRL invalid), a delta CRL without a cRLNumber, a time it
+  // cannot convert, a negative serial or CRL number, an IDP both "only user" and "only CA". Empty for a sound CRL.
   std::vector<std::string> problems;
 };
 // nullopt when d2i_X509_CRL refuses the bytes or does not consume all of them.
