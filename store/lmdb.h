@@ -92,9 +92,14 @@ class WriteTxn {
   MDB_txn* txn_ = nullptr;
 };
 
+// A cursor must be closed (destroyed or Close()d) before a write transaction it belongs to commits or aborts:
+// LMDB frees a write transaction's cursors itself when it ends, and closing one afterwards frees it twice.
 class Cursor {
  public:
   static Result<Cursor> Open(MDB_txn* txn, MDB_dbi dbi);
+  void Close() noexcept {
+    if (cursor_ != nullptr) mdb_cursor_close(std::exchange(cursor_, nullptr));
+  }
   Cursor(Cursor&& other) noexcept : cursor_(std::exchange(other.cursor_, nullptr)) {}
   Cursor(const Cursor&) = delete;
   Cursor& operator=(const Cursor&) = delete;

@@ -787,6 +787,7 @@ Result<EntryMerge::Counts> EntryMerge::Finish() {
   while (old_valid_) {
     if (auto dropped = DropOld(); !dropped) return std::unexpected(dropped.error());
   }
+  cursor_.Close();  // the caller may commit right away
   return counts_;
 }
 

@@ -176,6 +176,8 @@ class EntryMerge {
 
   // `serial` must increase from call to call (SerialLess); a repeated serial is refused.
   [[nodiscard]] Result<void> Add(ByteView serial, const RevokedEntry& entry);
+  // Handles what is left of the old range and closes the cursor: the transaction may commit after it. A merge
+  // that is not finished must be destroyed before its transaction ends (see Cursor).
   [[nodiscard]] Result<Counts> Finish();
 
  private:
