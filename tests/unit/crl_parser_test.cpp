@@ -338,7 +338,8 @@ TEST_CASE("parser: a CRL with no entries and no nextUpdate walks nothing") {
 
   RawCrl raw;  // an empty revokedCertificates SEQUENCE is read as no entries too
   raw.revoked = build::Tlv(0x30, ByteView{});
-  auto empty_list = CrlParser::Open(raw.Der());
+  const Bytes der_1 = raw.Der();
+  auto empty_list = CrlParser::Open(der_1);
   REQUIRE_MESSAGE(empty_list.has_value(), empty_list.error().message);
   CHECK(EntriesOf(*empty_list).empty());
 }
@@ -577,7 +578,8 @@ TEST_CASE("parser: serials must be positive, minimal and at most 20 octets") {
   }
   SUBCASE("20 octets on the wire is the most there is") {
     const RawCrl crl = WithEntry(Integer(build::Cat({Bytes{0x00}, Bytes(19, 0x99)})), time);
-    auto parser = CrlParser::Open(crl.Der());
+    const Bytes der_2 = crl.Der();
+    auto parser = CrlParser::Open(der_2);
     REQUIRE(parser.has_value());
     const auto entries = EntriesOf(*parser);
     REQUIRE(entries.size() == 2);
@@ -755,7 +757,8 @@ TEST_CASE("parser: a reasonCode must be one of RFC 5280's CRLReasons (7 is unuse
   for (const int code : {0, 1, 2, 3, 4, 5, 6, 8, 9, 10}) {
     const RawCrl crl =
         WithEntry(Integer(Bytes{0x02}), UtcTime("250201000000Z"), {ReasonCode(static_cast<std::uint8_t>(code))});
-    auto parser = CrlParser::Open(crl.Der());
+    const Bytes der_3 = crl.Der();
+    auto parser = CrlParser::Open(der_3);
     REQUIRE(parser.has_value());
     const auto entries = EntriesOf(*parser);
     REQUIRE(entries[1].reason.has_value());
