@@ -84,6 +84,24 @@ Bytes EncodeDer(const T* object, Encoder encode) {
 }
 }  // namespace
 
+std::string NameText(const X509_NAME* name) {
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "(undecodable name)";
+  char* text = nullptr;
+  const long length = BIO_get_mem_data(bio.get(), &text);
+  return std::string(text, static_cast<std::size_t>(length));
+}
+
+std::string NameText(ByteView name_der) {
+  const unsigned char* cursor = name_der.data();
+  UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &cursor, static_cast<long>(name_der.size())));
+  if (!name) {
+    ERR_clear_error();
+    return "(undecodable name)";
+  }
+  return NameText(name.get());
+}
+
 Bytes CertificateDer(const X509* cert) { return EncodeDer(cert, i2d_X509); }
 Bytes NameDer(const X509_NAME* name) { return EncodeDer(name, i2d_X509_NAME); }
 

@@ -74,6 +74,10 @@ Result<Bytes> PemOrDer(ByteView data, const char* label);
 Result<UniquePtr<X509>> ParseCertificate(ByteView pem_or_der);
 Result<UniquePtr<X509>> LoadCertificate(const std::filesystem::path& path);
 
+// A name in RFC 2253 form ("OU=Demo CA,O=JPKI,C=JP"), for messages; "(undecodable name)" if it is not one.
+std::string NameText(const X509_NAME* name);
+std::string NameText(ByteView name_der);
+
 // DER encoding of an X.509 object (certificate, name, ...).
 Bytes CertificateDer(const X509* cert);
 Bytes NameDer(const X509_NAME* name);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common/openssl.h"
+#include "common/text.h"
 #include "config/config.h"
 #include "importer/import.h"
 #include "importer/sync.h"
@@ -37,34 +38,8 @@ int ExitCodeFor(const Error& error) {
   }
 }
 
-std::string IsoTime(UnixSeconds seconds) {
-  char text[32];
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm parts{};
-  gmtime_r(&t, &parts);
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
-}
-
-std::string Json(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string JsonTime(std::optional<UnixSeconds> seconds) {
-  return seconds ? Json(IsoTime(*seconds)) : std::string("null");
+  return seconds ? JsonQuote(IsoTime(*seconds)) : std::string("null");
 }
 
 // Where the store is and how imports behave, from --store or the configuration file.
@@ -138,21 +113,21 @@ void PrintImport(const importer::ImportReport& report, bool json) {
   for (const auto& file : report.files) entries += file.entries;
   const double rate = report.seconds > 0 ? static_cast<double>(entries) / report.seconds : 0;
   if (json) {
-    std::cout << "{\"issuer\":" << Json(report.issuer_name) << ",\"key\":" << Json(report.issuer.hex())
+    std::cout << "{\"issuer\":" << JsonQuote(report.issuer_name) << ",\"key\":" << JsonQuote(report.issuer.hex())
               << ",\"added\":" << report.added << ",\"removed\":" << report.removed << ",\"changed\":" << report.changed
               << ",\"unchanged\":" << report.unchanged << ",\"holds_kept\":" << report.holds_kept
               << ",\"entries\":" << entries << ",\"seconds\":" << report.seconds
               << ",\"entries_per_second\":" << static_cast<std::uint64_t>(rate) << ",\"files\":[";
     for (std::size_t i = 0; i < report.files.size(); ++i) {
       const auto& file = report.files[i];
-      std::cout << (i ? "," : "") << "{\"source\":" << Json(file.source) << ",\"kind\":" << Json(importer::ToString(file.kind))
-                << ",\"partition\":" << Json(file.partition) << ",\"number\":" << Json(file.number)
+      std::cout << (i ? "," : "") << "{\"source\":" << JsonQuote(file.source) << ",\"kind\":" << JsonQuote(importer::ToString(file.kind))
+                << ",\"partition\":" << JsonQuote(file.partition) << ",\"number\":" << JsonQuote(file.number)
                 << ",\"this_update\":" << JsonTime(file.this_update) << ",\"next_update\":" << JsonTime(file.next_update)
-                << ",\"entries\":" << file.entries << ",\"sha256\":" << Json(ToHex(file.sha256))
-                << ",\"result\":" << Json(file.unchanged ? "unchanged" : "imported") << "}";
+                << ",\"entries\":" << file.entries << ",\"sha256\":" << JsonQuote(ToHex(file.sha256))
+                << ",\"result\":" << JsonQuote(file.unchanged ? "unchanged" : "imported") << "}";
     }
     std::cout << "],\"warnings\":[";
-    for (std::size_t i = 0; i < report.warnings.size(); ++i) std::cout << (i ? "," : "") << Json(report.warnings[i]);
+    for (std::size_t i = 0; i < report.warnings.size(); ++i) std::cout << (i ? "," : "") << JsonQuote(report.warnings[i]);
     std::cout << "]}\n";
     return;
   }
@@ -194,7 +169,7 @@ int Import(Context& context, const std::string& issuer_path, const std::vector<s
                                 [&](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
   if (!report) {
     if (context.json) {
-      std::cout << "{\"result\":\"refused\",\"reason\":" << Json(report.error().Describe()) << "}\n";
+      std::cout << "{\"result\":\"refused\",\"reason\":" << JsonQuote(report.error().Describe()) << "}\n";
     }
     std::cerr << "ocspctl: refused, the store is unchanged: " << report.error().Describe() << "\n";
     return ExitCodeFor(report.error());
@@ -219,7 +194,7 @@ int Status(Context& context) {
   auto issuers = store->ListIssuers(txn->get());
   if (!issuers) return Report(issuers.error());
   const UnixSeconds now = SystemClock().Now();
-  if (context.json) std::cout << "{\"store\":" << Json(context.store_directory.string()) << ",\"issuers\":[";
+  if (context.json) std::cout << "{\"store\":" << JsonQuote(context.store_directory.string()) << ",\"issuers\":[";
   else std::cout << "store " << context.store_directory.string() << ": " << issuers->size() << " issuer(s)\n";
   bool first = true;
   for (const store::IssuerRecord& record : *issuers) {
@@ -232,12 +207,12 @@ int Status(Context& context) {
       if (partition.effective() && (!number || *number < partition.effective()->number)) number = partition.effective()->number;
     }
     if (context.json) {
-      std::cout << (first ? "" : ",") << "{\"subject\":" << Json(SubjectOf(record.certificate_der))
-                << ",\"key\":" << Json(record.id.hex()) << ",\"partitions_held\":" << coverage.partitions_held
+      std::cout << (first ? "" : ",") << "{\"subject\":" << JsonQuote(SubjectOf(record.certificate_der))
+                << ",\"key\":" << JsonQuote(record.id.hex()) << ",\"partitions_held\":" << coverage.partitions_held
                 << ",\"partitions_expected\":" << coverage.partitions_expected
                 << ",\"pinned\":" << (record.state.pinned ? "true" : "false")
                 << ",\"complete\":" << (coverage.complete ? "true" : "false") << ",\"entries\":" << coverage.entries
-                << ",\"highest_crl_number\":" << (number ? Json(number->ToString()) : "null")
+                << ",\"highest_crl_number\":" << (number ? JsonQuote(number->ToString()) : "null")
                 << ",\"oldest_this_update\":" << JsonTime(coverage.partitions_held ? std::optional(coverage.oldest_this_update) : std::nullopt)
                 << ",\"earliest_next_update\":" << JsonTime(coverage.earliest_next_update)
                 << ",\"fresh\":" << (fresh ? "true" : "false")
@@ -276,12 +251,12 @@ int History(Context& context, std::size_t limit) {
   for (std::size_t i = start; i < records->size(); ++i) {
     const importer::HistoryRecord& r = (*records)[i];
     if (context.json) {
-      std::cout << (i > start ? "," : "") << "{\"at\":" << JsonTime(r.at) << ",\"issuer\":" << Json(r.issuer)
-                << ",\"source\":" << Json(r.source) << ",\"sha256\":" << Json(r.sha256) << ",\"kind\":" << Json(r.kind)
-                << ",\"partition\":" << Json(r.partition) << ",\"number\":" << Json(r.number)
+      std::cout << (i > start ? "," : "") << "{\"at\":" << JsonTime(r.at) << ",\"issuer\":" << JsonQuote(r.issuer)
+                << ",\"source\":" << JsonQuote(r.source) << ",\"sha256\":" << JsonQuote(r.sha256) << ",\"kind\":" << JsonQuote(r.kind)
+                << ",\"partition\":" << JsonQuote(r.partition) << ",\"number\":" << JsonQuote(r.number)
                 << ",\"this_update\":" << JsonTime(r.this_update ? std::optional(r.this_update) : std::nullopt)
                 << ",\"next_update\":" << JsonTime(r.next_update) << ",\"entries\":" << r.entries
-                << ",\"result\":" << Json(r.result) << ",\"reason\":" << Json(r.reason) << "}";
+                << ",\"result\":" << JsonQuote(r.result) << ",\"reason\":" << JsonQuote(r.reason) << "}";
       continue;
     }
     std::cout << IsoTime(r.at) << "  " << r.result << "  " << (r.kind.empty() ? "-" : r.kind) << " CRL "
@@ -334,10 +309,10 @@ int Partitions(Context& context, const std::string& issuer_path, bool pin, bool 
     const auto& current = p.effective();
     const char* scope = p.scope == store::PartitionScope::kAll ? "all" : p.scope == store::PartitionScope::kCaCerts ? "ca" : "user";
     if (context.json) {
-      std::cout << (i ? "," : "") << "{\"name\":" << Json(p.name) << ",\"scope\":" << Json(scope)
+      std::cout << (i ? "," : "") << "{\"name\":" << JsonQuote(p.name) << ",\"scope\":" << JsonQuote(scope)
                 << ",\"expected\":" << (p.expected ? "true" : "false")
-                << ",\"number\":" << (current ? Json(current->number.ToString()) : "null")
-                << ",\"delta\":" << (p.delta ? Json(p.delta->number.ToString()) : "null")
+                << ",\"number\":" << (current ? JsonQuote(current->number.ToString()) : "null")
+                << ",\"delta\":" << (p.delta ? JsonQuote(p.delta->number.ToString()) : "null")
                 << ",\"this_update\":" << JsonTime(current ? std::optional(current->this_update) : std::nullopt)
                 << ",\"next_update\":" << JsonTime(current ? current->next_update : std::nullopt)
                 << ",\"entries\":" << (current ? current->entry_count : 0) << "}";
@@ -414,16 +389,16 @@ int Sync(Context& context) {
     std::cout << "{\"sources\":[";
     for (std::size_t i = 0; i < report->sources.size(); ++i) {
       const importer::SourceReport& source = report->sources[i];
-      std::cout << (i ? "," : "") << "{\"issuer\":" << Json(source.issuer) << ",\"source\":" << Json(source.source)
-                << ",\"result\":" << Json(importer::ToString(source.outcome)) << ",\"reason\":" << Json(source.reason)
+      std::cout << (i ? "," : "") << "{\"issuer\":" << JsonQuote(source.issuer) << ",\"source\":" << JsonQuote(source.source)
+                << ",\"result\":" << JsonQuote(importer::ToString(source.outcome)) << ",\"reason\":" << JsonQuote(source.reason)
                 << ",\"bytes\":" << source.bytes
-                << ",\"sha256\":" << (source.sha256 ? Json(ToHex(*source.sha256)) : std::string("null")) << "}";
+                << ",\"sha256\":" << (source.sha256 ? JsonQuote(ToHex(*source.sha256)) : std::string("null")) << "}";
     }
     std::cout << "],\"imports\":[";
     for (std::size_t i = 0; i < report->issuers.size(); ++i) {
       const importer::IssuerSyncReport& issuer = report->issuers[i];
-      std::cout << (i ? "," : "") << "{\"issuer\":" << Json(issuer.issuer)
-                << ",\"reason\":" << (issuer.error ? Json(issuer.error->Describe()) : std::string("null"))
+      std::cout << (i ? "," : "") << "{\"issuer\":" << JsonQuote(issuer.issuer)
+                << ",\"reason\":" << (issuer.error ? JsonQuote(issuer.error->Describe()) : std::string("null"))
                 << ",\"report\":";
       if (issuer.import) {
         PrintImport(*issuer.import, true);  // one JSON object (its trailing newline is JSON whitespace)
@@ -433,7 +408,7 @@ int Sync(Context& context) {
       std::cout << "}";
     }
     std::cout << "],\"warnings\":[";
-    for (std::size_t i = 0; i < report->warnings.size(); ++i) std::cout << (i ? "," : "") << Json(report->warnings[i]);
+    for (std::size_t i = 0; i < report->warnings.size(); ++i) std::cout << (i ? "," : "") << JsonQuote(report->warnings[i]);
     std::cout << "],\"ok\":" << (report->ok() ? "true" : "false") << "}\n";
   } else {
     for (const std::string& warning : report->warnings) std::cerr << "ocspctl: warning: " << warning << "\n";

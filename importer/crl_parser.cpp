@@ -115,20 +115,6 @@ Result<Tlv> ParseSingle(ByteView value, std::size_t offset, std::string_view wha
   return tlv;
 }
 
-std::string PrintName(ByteView name_der) {
-  const unsigned char* cursor = name_der.data();
-  UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &cursor, static_cast<long>(name_der.size())));
-  if (!name) {
-    ERR_clear_error();
-    return "(undecodable name)";
-  }
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name.get(), 0, XN_FLAG_RFC2253);
-  char* text = nullptr;
-  const long length = BIO_get_mem_data(bio.get(), &text);
-  return std::string(text, static_cast<std::size_t>(length));
-}
-
 // GeneralName tags (RFC 5280 4.2.1.6): [0] otherName .. [8] registeredID, primitive or constructed as defined.
 bool IsGeneralNameTag(std::uint8_t tag) {
   switch (tag) {
@@ -182,7 +168,7 @@ Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extensi
             if (general->tag == 0x86) {
               point.name += "URI:" + std::string(general->value.begin(), general->value.end());
             } else if (general->tag == 0xa4) {
-              point.name += "DirName:" + PrintName(general->value);
+              point.name += "DirName:" + NameText(general->value);
             } else {
               point.name += "name:" + ToHex(general->encoding);
             }

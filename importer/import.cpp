@@ -14,35 +14,13 @@
 #include "common/log.h"
 #include "common/mapped_file.h"
 #include "common/openssl.h"
+#include "common/text.h"
 
 namespace ocsp::importer {
 namespace {
 
 using store::CrlNumber;
 using store::PartitionScope;
-
-std::string IsoTime(UnixSeconds seconds) {
-  char text[32];
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm parts{};
-  gmtime_r(&t, &parts);
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
-}
-
-std::string PrintName(ByteView der) {
-  const unsigned char* cursor = der.data();
-  UniquePtr<X509_NAME> name(d2i_X509_NAME(nullptr, &cursor, static_cast<long>(der.size())));
-  if (!name) {
-    ERR_clear_error();
-    return "(undecodable name)";
-  }
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), name.get(), 0, XN_FLAG_RFC2253);
-  char* text = nullptr;
-  const long length = BIO_get_mem_data(bio.get(), &text);
-  return std::string(text, static_cast<std::size_t>(length));
-}
 
 bool SameName(ByteView crl_issuer, const store::IssuerIdentity& ca) {
   if (crl_issuer.size() == ca.subject_der.size() &&
@@ -140,7 +118,7 @@ Result<PreparedFile> Prepare(const ImportInput& input, const store::IssuerIdenti
 
   if (!SameName(header.issuer, issuer)) {
     return Fail(ErrorCode::kVerificationFailed,
-                file.label() + ": the CRL is issued by " + PrintName(header.issuer) + ", not by " + issuer.subject_text);
+                file.label() + ": the CRL is issued by " + NameText(header.issuer) + ", not by " + issuer.subject_text);
   }
   if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(const_cast<X509*>(ca));
       ski != nullptr && header.authority_key_id) {
@@ -351,39 +329,18 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
   return merge->Finish();
 }
 
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-          out += buffer;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 void AppendHistory(const std::filesystem::path& directory, const std::vector<HistoryRecord>& records) {
   std::error_code ignored;
   std::filesystem::create_directories(directory, ignored);
   std::ofstream out(directory / "history.jsonl", std::ios::app);
   for (const HistoryRecord& r : records) {
-    out << "{\"at\":" << r.at << ",\"issuer\":" << JsonString(r.issuer) << ",\"source\":" << JsonString(r.source)
-        << ",\"sha256\":" << JsonString(r.sha256) << ",\"kind\":" << JsonString(r.kind)
-        << ",\"partition\":" << JsonString(r.partition) << ",\"number\":" << JsonString(r.number)
+    out << "{\"at\":" << r.at << ",\"issuer\":" << JsonQuote(r.issuer) << ",\"source\":" << JsonQuote(r.source)
+        << ",\"sha256\":" << JsonQuote(r.sha256) << ",\"kind\":" << JsonQuote(r.kind)
+        << ",\"partition\":" << JsonQuote(r.partition) << ",\"number\":" << JsonQuote(r.number)
         << ",\"this_update\":" << r.this_update << ",\"next_update\":"
         << (r.next_update ? std::to_string(*r.next_update) : std::string("null")) << ",\"entries\":" << r.entries
         << ",\"added\":" << r.added << ",\"removed\":" << r.removed << ",\"changed\":" << r.changed
-        << ",\"result\":" << JsonString(r.result) << ",\"reason\":" << JsonString(r.reason) << "}\n";
+        << ",\"result\":" << JsonQuote(r.result) << ",\"reason\":" << JsonQuote(r.reason) << "}\n";
   }
   out.flush();
   if (!out) Log(LogLevel::kError, "history_write_failed", {{"path", (directory / "history.jsonl").string()}});

@@ -45,12 +45,7 @@ Result<IssuerIdentity> IssuerIdentity::FromCertificate(const X509* ca_certificat
   if (identity.certificate_der.empty() || identity.subject_der.empty()) {
     return Fail(ErrorCode::kInvalidArgument, "cannot encode the CA certificate");
   }
-  if (UniquePtr<BIO> bio(BIO_new(BIO_s_mem())); bio) {
-    X509_NAME_print_ex(bio.get(), subject, 0, XN_FLAG_RFC2253);
-    char* text = nullptr;
-    const long length = BIO_get_mem_data(bio.get(), &text);
-    identity.subject_text.assign(text, static_cast<std::size_t>(length));
-  }
+  identity.subject_text = NameText(subject);
   for (HashAlgorithm algorithm : kHashAlgorithms) {
     auto name_hash = NameHash(subject, Digest(algorithm));
     if (!name_hash) return std::unexpected(name_hash.error());
