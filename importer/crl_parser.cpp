@@ -59,6 +59,12 @@ struct Extension {
 
 // Calls `visit` for each Extension in an Extensions SEQUENCE; refuses duplicates (RFC 5280 4.2).
 bool ValidOid(ByteView oid);
+Result<void> CheckName(const Tlv& name, std::string_view what);
+Result<void> CheckDirectoryString(const Tlv& value, std::string_view what);
+
+// GeneralNames contents: each a GeneralName whose contents are what its tag says where we can tell (a
+// directoryName is a Name, a registeredID an OID).
+Result<void> CheckGeneralNames(const Tlv& names, std::string_view what);
 
 template <typename Visit>
 Result<void> ForEachExtension(const Tlv& extensions, std::string_view where, Visit visit) {
@@ -125,6 +131,36 @@ bool IsGeneralNameTag(std::uint8_t tag) {
   }
 }
 
+Result<void> CheckGeneralNames(const Tlv& names, std::string_view what) {
+  DerReader reader = DerReader::Inside(names);
+  if (reader.empty()) return std::unexpected(DerError(names.offset, what, "empty GeneralNames"));
+  while (!reader.empty()) {
+    auto general = reader.Next(what);
+    if (!general) return std::unexpected(general.error());
+    if (!IsGeneralNameTag(general->tag)) {
+      return std::unexpected(DerError(general->offset, what, "something that is not a GeneralName"));
+    }
+    // otherName, x400Address and ediPartyName name no CRL distribution point we know how to match; refusing
+    // them is safe and spares us their structures.
+    if (general->tag == 0xa0 || general->tag == 0xa3 || general->tag == 0xa5) {
+      return std::unexpected(DerError(general->offset, what, "a GeneralName form not supported here"));
+    }
+    if (general->tag == 0xa4) {  // directoryName [4] EXPLICIT Name
+      auto name = ParseSingle(general->value, general->offset + (general->encoding.size() - general->value.size()), what);
+      if (!name) return std::unexpected(name.error());
+      if (name->tag != der::kSequence) return std::unexpected(DerError(general->offset, what, "directoryName is not a Name"));
+      if (auto checked = CheckName(*name, what); !checked) {
+        return std::unexpected(DerError(general->offset, what, checked.error().message));
+      }
+    } else if (general->tag == 0x88 && !ValidOid(general->value)) {
+      return std::unexpected(DerError(general->offset, what, "registeredID is not an OBJECT IDENTIFIER"));
+    } else if ((general->tag == 0x81 || general->tag == 0x82 || general->tag == 0x86) && general->value.empty()) {
+      return std::unexpected(DerError(general->offset, what, "empty name"));
+    }
+  }
+  return {};
+}
+
 Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extension) {
   constexpr std::string_view kWhat = "issuingDistributionPoint";
   auto sequence = ParseSingle(extension.value, extension.value_offset, kWhat);
@@ -156,8 +192,8 @@ Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extensi
         if (!name) return std::unexpected(name.error());
         point.distribution_point.assign(name->encoding.begin(), name->encoding.end());
         if (name->tag == 0xa0) {  // fullName [0] GeneralNames
+          if (auto checked = CheckGeneralNames(*name, kWhat); !checked) return std::unexpected(checked.error());
           DerReader names = DerReader::Inside(*name);
-          if (names.empty()) return std::unexpected(DerError(name->offset, kWhat, "empty fullName"));
           while (!names.empty()) {
             auto general = names.Next(kWhat);
             if (!general) return std::unexpected(general.error());
@@ -174,7 +210,7 @@ Result<IssuingDistributionPoint> ParseDistributionPoint(const Extension& extensi
             }
           }
         } else if (name->tag == 0xa1) {  // nameRelativeToCRLIssuer [1] RelativeDistinguishedName
-          point.name = "relative:" + ToHex(name->encoding);
+          return std::unexpected(DerError(name->offset, kWhat, "nameRelativeToCRLIssuer is not supported"));
         } else {
           return std::unexpected(DerError(name->offset, kWhat, "distributionPoint is neither fullName nor nameRelativeToCRLIssuer"));
         }
@@ -229,6 +265,12 @@ Result<void> ReadCrlExtension(const Extension& extension, CrlHeader& header) {
       }
       last_field = number;
       if (number == 0) header.authority_key_id = Bytes(field->value.begin(), field->value.end());
+      if (number == 1) {
+        if (auto checked = CheckGeneralNames(*field, kWhat); !checked) return std::unexpected(checked.error());
+      }
+      if (number == 2 && field->value.empty()) {
+        return std::unexpected(DerError(field->offset, kWhat, "empty authorityCertSerialNumber"));
+      }
     }
     return {};
   }
@@ -296,6 +338,36 @@ bool ValidOid(ByteView oid) {
   return true;
 }
 
+// The universal primitives a decoder validates on sight (what OpenSSL would refuse to decode as ANY).
+Result<void> CheckPrimitive(const Tlv& element, std::string_view what) {
+  const ByteView v = element.value;
+  switch (element.tag) {
+    case der::kBoolean:
+      if (v.size() != 1) return std::unexpected(DerError(element.offset, what, "BOOLEAN of other than one octet"));
+      break;
+    case der::kInteger:
+    case der::kEnumerated:
+      if (v.empty() || (v.size() > 1 && ((v[0] == 0 && !(v[1] & 0x80)) || (v[0] == 0xff && (v[1] & 0x80))))) {
+        return std::unexpected(DerError(element.offset, what, "empty or non-minimal INTEGER"));
+      }
+      break;
+    case der::kBitString:
+      if (v.empty() || v[0] > 7 || (v.size() == 1 && v[0] != 0)) {
+        return std::unexpected(DerError(element.offset, what, "malformed BIT STRING"));
+      }
+      break;
+    case 0x05:  // NULL
+      if (!v.empty()) return std::unexpected(DerError(element.offset, what, "NULL with contents"));
+      break;
+    case der::kOid:
+      if (!ValidOid(v)) return std::unexpected(DerError(element.offset, what, "malformed OBJECT IDENTIFIER"));
+      break;
+    default:
+      break;
+  }
+  return {};
+}
+
 // Reports a structural problem inside `element` at the element itself: that is what is malformed.
 Result<void> AtElement(const Tlv& element, std::string_view what, Result<void> inner) {
   if (inner) return inner;
@@ -311,6 +383,7 @@ Result<void> CheckAlgorithmIdentifierFields(const Tlv& algorithm, std::string_vi
   if (!fields.empty()) {
     auto parameters = fields.Next(what);
     if (!parameters) return std::unexpected(parameters.error());
+    if (auto valid = CheckPrimitive(*parameters, what); !valid) return valid;
   }
   if (!fields.empty()) return std::unexpected(DerError(fields.offset(), what, "more than one parameters field"));
   return {};
@@ -318,6 +391,62 @@ Result<void> CheckAlgorithmIdentifierFields(const Tlv& algorithm, std::string_vi
 
 Result<void> CheckAlgorithmIdentifier(const Tlv& algorithm, std::string_view what) {
   return AtElement(algorithm, what, CheckAlgorithmIdentifierFields(algorithm, what));
+}
+
+bool ValidUtf8(ByteView text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::uint8_t lead = text[i];
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((lead & 0xe0) == 0xc0) { extra = 1; code = lead & 0x1f; }
+    else if ((lead & 0xf0) == 0xe0) { extra = 2; code = lead & 0x0f; }
+    else if ((lead & 0xf8) == 0xf0) { extra = 3; code = lead & 0x07; }
+    else return false;
+    if (i + extra >= text.size()) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= extra; ++k) {
+      if ((text[i + k] & 0xc0) != 0x80) return false;
+      code = (code << 6) | (text[i + k] & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((extra == 1 && code < 0x80) || (extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000) ||
+        (code >= 0xd800 && code <= 0xdfff) || code > 0x10ffff) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+// The string types of names: what OpenSSL cannot convert to UTF-8 it refuses, and so do we.
+Result<void> CheckDirectoryString(const Tlv& value, std::string_view what) {
+  // Attribute values are the string types names are written in (UTF8String, PrintableString, TeletexString,
+  // IA5String, NumericString, VisibleString, GeneralString, UniversalString, BMPString). OpenSSL admits a few
+  // more exotic ones in some cases and not in others; refusing them is the safe side of that line.
+  const bool printable = value.tag == 0x0c || value.tag == 0x12 || value.tag == 0x13 || value.tag == 0x14 ||
+                         value.tag == 0x16 || value.tag == 0x1a || value.tag == 0x1b || value.tag == 0x1c ||
+                         value.tag == 0x1e;
+  if (!printable) return std::unexpected(DerError(value.offset, what, "attribute value of a type a Name cannot hold"));
+  switch (value.tag) {
+    case 0x0c:  // UTF8String
+      if (!ValidUtf8(value.value)) return std::unexpected(DerError(value.offset, what, "UTF8String that is not UTF-8"));
+      break;
+    case 0x1e:  // BMPString: UCS-2
+      if (value.value.size() % 2 != 0) return std::unexpected(DerError(value.offset, what, "BMPString of odd length"));
+      break;
+    case 0x1c:  // UniversalString: UCS-4
+      if (value.value.size() % 4 != 0) {
+        return std::unexpected(DerError(value.offset, what, "UniversalString whose length is not a multiple of 4"));
+      }
+      break;
+    default:
+      break;
+  }
+  return {};
 }
 
 // Name ::= SEQUENCE OF RelativeDistinguishedName (SET SIZE (1..MAX) OF SEQUENCE { type OID, value ANY })
@@ -338,6 +467,7 @@ Result<void> CheckNameFields(const Tlv& name, std::string_view what) {
       auto value = parts.Next(what);
       if (!value) return std::unexpected(value.error());
       if (!parts.empty()) return std::unexpected(DerError(parts.offset(), what, "trailing data in an attribute"));
+      if (auto text = CheckDirectoryString(*value, what); !text) return text;
     }
   }
   return {};
@@ -421,6 +551,12 @@ Result<CrlParser> CrlParser::Open(ByteView der) {
     if (!read) return std::unexpected(read.error());
   }
   if (!fields.empty()) return std::unexpected(DerError(fields.offset(), "tbsCertList", "unexpected field"));
+  if (header.signature_algorithm.size() != header.tbs_signature_algorithm.size() ||
+      !std::equal(header.signature_algorithm.begin(), header.signature_algorithm.end(),
+                  header.tbs_signature_algorithm.begin())) {
+    return std::unexpected(DerError(algorithm->offset, "signatureAlgorithm",
+                                    "differs from the signature algorithm inside tbsCertList (RFC 5280 5.1.1.2)"));
+  }
   if (header.delta_base && !header.crl_number) {
     return std::unexpected(DerError((*extensions)->offset, "crlExtensions", "a delta CRL without a cRLNumber (RFC 5280 5.2.3)"));
   }
