@@ -62,6 +62,7 @@ struct PreparedFile {
   bool unchanged = false;
   bool needs_sort = false;
   std::uint64_t entries = 0;
+  std::optional<std::uint64_t> previous_entries;  // of the complete CRL this one replaces
 
   [[nodiscard]] std::string label() const { return input.source.empty() ? input.path.string() : input.source; }
 
@@ -85,6 +86,12 @@ struct PreparedFile {
     return sha256;
   }
 };
+
+// What a file walk returns when it finds the file is not sorted by serial: the import retries with an index.
+constexpr std::string_view kUnsortedMarker = "entries not sorted by serial";
+bool IsUnsorted(const Error& error) {
+  return error.code == ErrorCode::kUnavailable && error.message.ends_with(kUnsortedMarker);
+}
 
 Error FileError(const PreparedFile& file, const Error& error) {
   return Error{error.code, file.label() + ": " + error.message};
@@ -220,7 +227,7 @@ class FileEntries {
                     file_->label() + ": serial 0x" + ToHex(current_.serial) + " is listed twice (offset " +
                         std::to_string(current_.offset) + ")");
       }
-      return Fail(ErrorCode::kUnavailable, "unsorted");
+      return Fail(ErrorCode::kUnavailable, std::string(kUnsortedMarker));
     }
     previous_ = current_.serial;
     have_previous_ = true;
@@ -559,7 +566,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
     if (!bases.empty()) {
       auto counts = MergeFiles(store_, *txn, issuer->state.issuer_no, store::EntryMerge::Mode::kReplacePartitions,
                                replaced, bases, progress, done_bytes, total_bytes);
-      if (!counts && counts.error().code == ErrorCode::kUnavailable) {
+      if (!counts && IsUnsorted(counts.error())) {
         retry = true;
       } else if (!counts) {
         return refuse(counts.error(), files);
@@ -567,6 +574,35 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
         absorb(*counts);
       }
     }
+    if (retry) {
+      // A file was not sorted by serial: redo everything with a sorted index for the files that need one.
+      txn->Abort();
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        needs_sort[i] = true;  // cheap enough for the rare unsorted set, and the only safe choice
+      }
+      continue;
+    }
+
+    // --- Record the new complete CRLs in their partitions, before any delta of this call is judged ---
+    for (PreparedFile* file : bases) {
+      if (file->partition.base) file->previous_entries = file->partition.base->entry_count;
+      store::CrlSummary summary;
+      summary.number = file->number;
+      summary.this_update = file->parser->header().this_update;
+      summary.next_update = file->parser->header().next_update;
+      summary.imported_at = now;
+      summary.sha256 = file->FinishHash();
+      summary.entry_count = file->entries;
+      auto id = store_.RecordCrl(*txn, *issuer, file->partition.partition_no, false, summary);
+      if (!id) return std::unexpected(id.error());
+      summary.crl_id = *id;
+      file->partition.base = summary;
+      file->partition.delta.reset();  // a newer complete CRL supersedes the deltas
+      if (auto put = store_.PutPartition(*txn, issuer->state.issuer_no, file->partition); !put) {
+        return std::unexpected(put.error());
+      }
+    }
+
     // Deltas in CRL number order, each on top of what is held (RFC 5280 5.2.4).
     std::sort(deltas.begin(), deltas.end(), [](const PreparedFile* a, const PreparedFile* b) { return a->number < b->number; });
     for (PreparedFile* file : retry ? std::vector<PreparedFile*>{} : deltas) {
@@ -599,7 +635,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
       }
       auto counts = MergeFiles(store_, *txn, issuer->state.issuer_no, store::EntryMerge::Mode::kApplyDelta, {},
                                {file}, progress, done_bytes, total_bytes);
-      if (!counts && counts.error().code == ErrorCode::kUnavailable) {
+      if (!counts && IsUnsorted(counts.error())) {
         retry = true;
         break;
       }
@@ -639,41 +675,23 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
 
     // --- Size check: a CRL much smaller than the one it replaces is probably wrong or partial ---
     for (PreparedFile* file : bases) {
-      const auto& base = file->partition.base;
-      if (!base || options_.allow_shrink || base->entry_count == 0) continue;
-      const double floor = static_cast<double>(base->entry_count) * (1.0 - options_.max_shrink_fraction);
+      const auto& previous = file->previous_entries;
+      if (!previous || options_.allow_shrink || *previous == 0) continue;
+      const double floor = static_cast<double>(*previous) * (1.0 - options_.max_shrink_fraction);
       if (static_cast<double>(file->entries) < floor) {
         return refuse(Error{ErrorCode::kRefused,
                             file->label() + ": " + file->partition_name + " would shrink from " +
-                                std::to_string(base->entry_count) + " to " + std::to_string(file->entries) +
+                                std::to_string(*previous) + " to " + std::to_string(file->entries) +
                                 " entries, more than " + std::to_string(static_cast<int>(options_.max_shrink_fraction * 100)) +
                                 "% (a wrong or partial file? --allow-shrink if it is right)"},
                       files);
       }
     }
 
-    // --- Record the new CRLs in their partitions ---
-    for (PreparedFile* file : bases) {
-      store::CrlSummary summary;
-      summary.number = file->number;
-      summary.this_update = file->parser->header().this_update;
-      summary.next_update = file->parser->header().next_update;
-      summary.imported_at = now;
-      summary.sha256 = file->sha256;
-      summary.entry_count = file->entries;
-      auto id = store_.RecordCrl(*txn, *issuer, file->partition.partition_no, false, summary);
-      if (!id) return std::unexpected(id.error());
-      summary.crl_id = *id;
-      file->partition.base = summary;
-      file->partition.delta.reset();  // a newer complete CRL supersedes the deltas
-      if (auto put = store_.PutPartition(*txn, issuer->state.issuer_no, file->partition); !put) {
-        return std::unexpected(put.error());
-      }
-    }
-
     // --- An ARL that revokes a CA certificate for key compromise: that CA's every answer is revoked ---
-    for (PreparedFile* file : bases) {
-      if (file->kind != CrlKind::kAuthorityRevocationList) continue;
+    for (PreparedFile& ca_file : files) {
+      PreparedFile* file = &ca_file;
+      if (file->unchanged || file->scope != PartitionScope::kCaCerts) continue;  // full ARLs and delta ARLs
       auto known = store_.ListIssuers(txn->get());
       if (!known) return std::unexpected(known.error());
       for (store::IssuerRecord& candidate : *known) {

@@ -229,8 +229,10 @@ Result<MDB_dbi> OpenDatabase(MDB_txn* txn, const char* name, bool create) {
   return dbi;
 }
 
-Bytes PartitionIdKey(std::uint32_t issuer_no, ByteView distribution_point) {
+// The scope is part of a partition's identity: an ARL that names no distribution point is not the complete CRL.
+Bytes PartitionIdKey(std::uint32_t issuer_no, PartitionScope scope, ByteView distribution_point) {
   Bytes key = U32Key(issuer_no);
+  key.push_back(static_cast<std::uint8_t>(scope));
   std::array<std::uint8_t, 32> digest{};
   SHA256(distribution_point.data(), distribution_point.size(), digest.data());
   key.insert(key.end(), digest.begin(), digest.end());
@@ -413,8 +415,8 @@ Result<std::optional<PartitionRecord>> Store::GetPartition(MDB_txn* txn, std::ui
 }
 
 Result<std::optional<PartitionRecord>> Store::FindPartition(MDB_txn* txn, std::uint32_t issuer_no,
-                                                            ByteView distribution_point) const {
-  auto number = Get(txn, partition_ids_, PartitionIdKey(issuer_no, distribution_point));
+                                                            PartitionScope scope, ByteView distribution_point) const {
+  auto number = Get(txn, partition_ids_, PartitionIdKey(issuer_no, scope, distribution_point));
   if (!number) return std::unexpected(number.error());
   if (!*number) return std::optional<PartitionRecord>();
   return GetPartition(txn, issuer_no, ReadU32((*number)->data()));
@@ -520,7 +522,7 @@ Result<IssuerRecord> Store::EnsureIssuer(WriteTxn& txn, const IssuerIdentity& id
 
 Result<PartitionRecord> Store::EnsurePartition(WriteTxn& txn, IssuerRecord& issuer, PartitionScope scope,
                                                ByteView distribution_point, const std::string& name) {
-  auto found = FindPartition(txn.get(), issuer.state.issuer_no, distribution_point);
+  auto found = FindPartition(txn.get(), issuer.state.issuer_no, scope, distribution_point);
   if (!found) return std::unexpected(found.error());
   if (*found) {
     if ((*found)->scope != scope) {
@@ -535,7 +537,7 @@ Result<PartitionRecord> Store::EnsurePartition(WriteTxn& txn, IssuerRecord& issu
   partition.name = name;
   // A partition that appears after the expected set was pinned is expected from now on too.
   partition.expected = issuer.state.pinned;
-  if (auto put = Put(txn.get(), partition_ids_, PartitionIdKey(issuer.state.issuer_no, distribution_point),
+  if (auto put = Put(txn.get(), partition_ids_, PartitionIdKey(issuer.state.issuer_no, scope, distribution_point),
                      U32Key(partition.partition_no));
       !put) {
     return std::unexpected(put.error());
@@ -718,12 +720,28 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
   const bool removal = entry.reason == Reason::kRemoveFromCrl;
   const bool same_serial = old_valid_ && !SerialLess(serial, old_serial_);
   if (same_serial) {
-    if (!replaced_.empty() && mode_ == Mode::kReplacePartitions && old_entry_.partition_no != entry.partition_no &&
-        (old_entry_.partition_no >= replaced_.size() || !replaced_[old_entry_.partition_no])) {
+    // A partition's CRL speaks only for its own entries: a delta of one partition may not remove or rewrite an
+    // entry another partition (or the ARL) holds, and a replaced partition may not take one over.
+    const bool other_partition = old_entry_.partition_no != entry.partition_no;
+    const bool other_replaced = mode_ == Mode::kReplacePartitions && old_entry_.partition_no < replaced_.size() &&
+                                replaced_[old_entry_.partition_no];
+    if (other_partition && !other_replaced) {
       return Fail(ErrorCode::kRefused, "serial 0x" + ToHex(serial) + " is already listed by another partition");
     }
     if (removal) {
       if (old_entry_.reason == Reason::kCertificateHold) {
+        if (!old_entry_.hold_kept) {
+          RevokedEntry kept = old_entry_;
+          kept.hold_kept = true;
+          const auto encoded = EncodeEntry(kept);
+          MDB_val key{};
+          MDB_val value{};
+          mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
+          MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+          if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
+            return std::unexpected(LmdbError(rc, "keeping a certificateHold"));
+          }
+        }
         ++counts_.holds_kept;
         return AdvanceOld(MDB_NEXT);
       }

@@ -221,6 +221,7 @@ class Store {
   [[nodiscard]] Result<std::optional<RevokedEntry>> GetRevoked(MDB_txn* txn, std::uint32_t issuer_no,
                                                                ByteView serial) const;
   [[nodiscard]] Result<std::optional<PartitionRecord>> FindPartition(MDB_txn* txn, std::uint32_t issuer_no,
+                                                                     PartitionScope scope,
                                                                      ByteView distribution_point) const;
   [[nodiscard]] Result<std::optional<PartitionRecord>> GetPartition(MDB_txn* txn, std::uint32_t issuer_no,
                                                                     std::uint32_t partition_no) const;

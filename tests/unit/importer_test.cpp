@@ -368,3 +368,48 @@ TEST_CASE("import: every attempt is in the history, and imported files are archi
   }
   CHECK(archived == 1);
 }
+
+TEST_CASE("import: a complete CRL and an older delta in one call: the delta is refused, nothing changes") {
+  Fixture f;
+  REQUIRE(f.Import(Numbered(5, {Entry(1)})));
+  const Bytes before = f.DataFile();
+  // CRL 7 revokes serial 4; delta 6 (on base 5) would remove it. Applying the delta over CRL 7 would answer
+  // `good` for a serial that CRL 7 lists as revoked.
+  auto result = f.ImportPaths({f.Write(Numbered(7, {Entry(1), Entry(4, 1)})), f.Write(Delta(6, 5, {Entry(4, 8)}))});
+  CheckRefused(f, result, before, "does not exceed the held CRL number 7");
+}
+
+TEST_CASE("import: a complete CRL and a newer delta on it in one call are both applied") {
+  Fixture f;
+  REQUIRE(f.Import(Numbered(5, {Entry(1)})));
+  auto result = f.ImportPaths({f.Write(Numbered(7, {Entry(1), Entry(4, 1)})), f.Write(Delta(8, 7, {Entry(9, 3)}))});
+  REQUIRE(result.has_value());
+  CHECK(f.Lookup(4).has_value());
+  CHECK(f.Lookup(9).has_value());
+}
+
+TEST_CASE("import: a delta ARL that revokes the CA certificate marks the CA's key compromised") {
+  Fixture f;
+  CrlOptions arl = Numbered(1, {});
+  DistributionPointSpec point;
+  point.uri = "http://crl.test/arl.crl";
+  point.only_ca_certs = true;
+  arl.distribution_point = point;
+  REQUIRE(f.Import(arl));
+  CHECK_FALSE(f.State().compromised_since.has_value());
+  CrlOptions delta = Delta(2, 1, {{Serial(1), f.clock.Now() - 600, 2, std::nullopt}});  // the CA's own serial
+  delta.distribution_point = point;
+  REQUIRE(f.Import(delta));
+  CHECK(f.State().compromised_since == f.clock.Now() - 600);
+}
+
+TEST_CASE("import: a delta of one partition may not remove or rewrite an entry another partition holds") {
+  Fixture f;
+  REQUIRE(f.ImportPaths({f.Write(Partition(1, "Chiyoda", {Entry(10)})), f.Write(Partition(1, "Minato", {Entry(20)}))}));
+  const Bytes before = f.DataFile();
+  CrlOptions delta = Partition(2, "Minato", {Entry(10, 8)});
+  delta.delta = true;
+  delta.delta_base_magnitude = Serial(1);
+  CheckRefused(f, f.Import(delta), before, "another partition");
+  CHECK(f.Lookup(10).has_value());
+}
