@@ -59,6 +59,7 @@ struct Extension {
 
 // Calls `visit` for each Extension in an Extensions SEQUENCE; refuses duplicates (RFC 5280 4.2).
 bool ValidOid(ByteView oid);
+Result<void> CheckPrimitive(const Tlv& element, std::string_view what);
 Result<void> CheckName(const Tlv& name, std::string_view what);
 Result<void> CheckDirectoryString(const Tlv& value, std::string_view what);
 
@@ -268,8 +269,10 @@ Result<void> ReadCrlExtension(const Extension& extension, CrlHeader& header) {
       if (number == 1) {
         if (auto checked = CheckGeneralNames(*field, kWhat); !checked) return std::unexpected(checked.error());
       }
-      if (number == 2 && field->value.empty()) {
-        return std::unexpected(DerError(field->offset, kWhat, "empty authorityCertSerialNumber"));
+      if (number == 2) {  // authorityCertSerialNumber [2] IMPLICIT INTEGER
+        Tlv as_integer = *field;
+        as_integer.tag = der::kInteger;
+        if (auto valid = CheckPrimitive(as_integer, kWhat); !valid) return std::unexpected(valid.error());
       }
     }
     return {};

@@ -938,7 +938,10 @@ TEST_CASE("parser: what OpenSSL cannot decode or use is refused too, at the elem
                                build::Tlv(0x30, {build::Tlv(0x80, key_id), Bytes{0x05, 0x00}}),
                                // authorityCertIssuer [1] that is not GeneralNames; an empty serial [2]
                                build::Tlv(0x30, build::Tlv(0xa1, key_id)),
-                               build::Tlv(0x30, {build::Tlv(0x80, key_id), Bytes{0x82, 0x00}})}) {
+                               build::Tlv(0x30, {build::Tlv(0x80, key_id), Bytes{0x82, 0x00}}),
+                               // an authorityCertSerialNumber that is not a minimal INTEGER
+                               build::Tlv(0x30, Bytes{0x82, 0x03, 0x00, 0x00, 0x00}),
+                               build::Tlv(0x30, {build::Tlv(0x80, key_id), Bytes{0x82, 0x02, 0xff, 0x80}})}) {
       CAPTURE(ToHex(value));
       RawCrl crl;
       crl.extensions = {CrlNumber(Bytes{0x01}), build::Extension("2.5.29.35", false, value)};
