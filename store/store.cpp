@@ -625,9 +625,10 @@ Result<void> Store::UpdateIssuer(WriteTxn& txn, IssuerRecord& issuer) {
                                           : *current->next_update;
     }
   }
-  // A full CRL covers everything; partitions cover everything only when every expected one is held (or,
-  // before the set is pinned, when at least one is held: what is learned is what is expected).
-  coverage.complete = have_full || (coverage.partitions_held > 0 && !missing_expected);
+  // A full CRL covers everything. Partitions cover everything only once the operator has pinned the expected
+  // set (ocspctl partitions --pin) and every expected one is held: before that, nothing says how many
+  // municipalities there are, and absence from the ones held proves nothing.
+  coverage.complete = have_full || (issuer.state.pinned && coverage.partitions_held > 0 && !missing_expected);
   issuer.state.coverage = coverage;
   return PutIssuer(txn.get(), issuer);
 }

@@ -85,8 +85,8 @@ struct PartitionRecord {
 // What a lookup needs to know about an issuer. Fixed size: decoding it allocates nothing.
 struct Coverage {
   std::uint32_t partitions_held = 0;      // partitions answering for end-entity certificates, with a CRL
-  std::uint32_t partitions_expected = 0;  // pinned ones (0: not pinned, whatever is held is expected)
-  bool complete = false;                  // every expected partition is held (a full CRL counts as all)
+  std::uint32_t partitions_expected = 0;  // pinned ones (0: not pinned: partitions alone are then incomplete)
+  bool complete = false;                  // a full CRL is held, or the pinned partitions all are
   UnixSeconds oldest_this_update = 0;
   std::optional<UnixSeconds> earliest_next_update;
   std::uint64_t entries = 0;

@@ -211,7 +211,7 @@ TEST_CASE("import: partitions are imported together, and each replaces only its 
   REQUIRE(report.has_value());
   CHECK(report->added == 4);
   CHECK(f.State().coverage.partitions_held == 2);
-  CHECK(f.State().coverage.complete);
+  CHECK_FALSE(f.State().coverage.complete);  // until the operator pins the expected set
 
   // Chiyoda's next CRL: 30 leaves (expired), 50 is new. Minato's entries must stay.
   auto next = f.ImportPaths({f.Write(Partition(2, "Chiyoda", {Entry(10), Entry(50)}))});
