@@ -684,26 +684,28 @@ Result<void> EntryMerge::AdvanceOld(int op) {
   return {};
 }
 
+// JPKI never releases a hold: a hold that a newer CRL drops (or a delta removes) stays revoked, flagged, counted.
+Result<void> EntryMerge::KeepHold() {
+  if (!old_entry_.hold_kept) {
+    RevokedEntry kept = old_entry_;
+    kept.hold_kept = true;
+    const auto encoded = EncodeEntry(kept);
+    MDB_val key{};
+    MDB_val value{};
+    mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
+    MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+    if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
+      return std::unexpected(LmdbError(rc, "keeping a certificateHold"));
+    }
+  }
+  ++counts_.holds_kept;
+  return AdvanceOld(MDB_NEXT);
+}
+
 Result<void> EntryMerge::DropOld() {
   const bool ours = old_entry_.partition_no < replaced_.size() && replaced_[old_entry_.partition_no];
   if (mode_ == Mode::kApplyDelta || !ours) return AdvanceOld(MDB_NEXT);
-  if (old_entry_.reason == Reason::kCertificateHold) {
-    // JPKI never releases a hold: a hold that disappears stays revoked, and is reported.
-    if (!old_entry_.hold_kept) {
-      RevokedEntry kept = old_entry_;
-      kept.hold_kept = true;
-      const auto encoded = EncodeEntry(kept);
-      MDB_val key{};
-      MDB_val value{};
-      mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
-      MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
-      if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
-        return std::unexpected(LmdbError(rc, "keeping a certificateHold"));
-      }
-    }
-    ++counts_.holds_kept;
-    return AdvanceOld(MDB_NEXT);
-  }
+  if (old_entry_.reason == Reason::kCertificateHold) return KeepHold();
   if (int rc = mdb_cursor_del(cursor_.get(), 0); rc != 0) return std::unexpected(LmdbError(rc, "removing an entry"));
   ++counts_.removed;
   // After a delete, MDB_NEXT yields the entry that took the deleted one's place (LMDB's C_DEL rule).
@@ -731,20 +733,7 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
     }
     if (removal) {
       if (old_entry_.reason == Reason::kCertificateHold) {
-        if (!old_entry_.hold_kept) {
-          RevokedEntry kept = old_entry_;
-          kept.hold_kept = true;
-          const auto encoded = EncodeEntry(kept);
-          MDB_val key{};
-          MDB_val value{};
-          mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
-          MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
-          if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
-            return std::unexpected(LmdbError(rc, "keeping a certificateHold"));
-          }
-        }
-        ++counts_.holds_kept;
-        return AdvanceOld(MDB_NEXT);
+        return KeepHold();
       }
       if (int rc = mdb_cursor_del(cursor_.get(), 0); rc != 0) return std::unexpected(LmdbError(rc, "removing an entry"));
       ++counts_.removed;

@@ -185,6 +185,7 @@ class EntryMerge {
       : cursor_(std::move(cursor)), issuer_no_(issuer_no), mode_(mode), replaced_(std::move(replaced)) {}
   Result<void> AdvanceOld(int op);
   Result<void> DropOld();  // the old entry at the cursor is not in the new CRL
+  Result<void> KeepHold();
   [[nodiscard]] bool OldInRange() const { return old_valid_; }
 
   Cursor cursor_;
