@@ -7,7 +7,7 @@
 //
 // This reader is a security boundary: it accepts DER only (definite lengths, minimal length encodings),
 // refuses what it does not understand when it is marked critical, and is checked against OpenSSL's parser by
-// differential tests and a fuzzer (tests/unit/crl_parser_diff_test.cpp, fuzz/).
+// differential tests and a fuzzer (tests/unit/crl_parser_test.cpp, fuzz/).
 // Thread safety: a CrlParser is immutable after Open; ForEachEntry may run on any one thread at a time.
 #pragma once
 
