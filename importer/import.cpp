@@ -574,17 +574,8 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
         absorb(*counts);
       }
     }
-    if (retry) {
-      // A file was not sorted by serial: redo everything with a sorted index for the files that need one.
-      txn->Abort();
-      for (std::size_t i = 0; i < files.size(); ++i) {
-        needs_sort[i] = true;  // cheap enough for the rare unsorted set, and the only safe choice
-      }
-      continue;
-    }
-
     // --- Record the new complete CRLs in their partitions, before any delta of this call is judged ---
-    for (PreparedFile* file : bases) {
+    for (PreparedFile* file : retry ? std::vector<PreparedFile*>{} : bases) {
       if (file->partition.base) file->previous_entries = file->partition.base->entry_count;
       store::CrlSummary summary;
       summary.number = file->number;
@@ -660,9 +651,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
     if (retry) {
       // A file was not sorted by serial: redo everything with a sorted index for the files that need one.
       txn->Abort();
-      for (std::size_t i = 0; i < files.size(); ++i) {
-        needs_sort[i] = true;  // cheap enough for the rare unsorted set, and the only safe choice
-      }
+      std::fill(needs_sort.begin(), needs_sort.end(), true);  // the rare unsorted set: the only safe choice
       continue;
     }
 
