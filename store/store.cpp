@@ -334,15 +334,21 @@ Result<Store> Store::Open(const std::filesystem::path& directory, const StoreOpt
     Bytes value;
     AppendU32(value, kFormatVersion);
     if (auto put = Put(raw, *meta, AsBytes(kFormatKey), value); !put) return std::unexpected(put.error());
+  } else if (!options.read_only && (*version)->size() == 4 && ReadU32((*version)->data()) == 2) {
+    // Version 3 only adds the stored-response databases; the upgrade makes older builds, which would not
+    // drop stored responses on import, refuse this store from now on.
+    Bytes value;
+    AppendU32(value, kFormatVersion);
+    if (auto put = Put(raw, *meta, AsBytes(kFormatKey), value); !put) return std::unexpected(put.error());
   } else if ((*version)->size() != 4 || ReadU32((*version)->data()) != kFormatVersion) {
     const std::string found = (*version)->size() == 4 ? std::to_string(ReadU32((*version)->data())) : "?";
     return Fail(ErrorCode::kStore, "store at " + directory.string() + " has format version " + found +
                                        "; this build reads version " + std::to_string(kFormatVersion));
   }
-  std::array<MDB_dbi, 7> dbis{};
-  const std::array<const char*, 7> names{"issuers", "partitions", "partition_ids", "crls",
-                                         "entries", "compromises", "meta"};
-  for (std::size_t i = 0; i + 1 < names.size(); ++i) {
+  std::array<MDB_dbi, 8> dbis{};
+  const std::array<const char*, 8> names{"issuers", "partitions",  "partition_ids", "crls",
+                                         "entries", "compromises", "responses",     "response_lru"};
+  for (std::size_t i = 0; i < names.size(); ++i) {
     auto dbi = OpenDatabase(raw, names[i], create);
     if (!dbi) return std::unexpected(dbi.error());
     dbis[i] = *dbi;
@@ -350,7 +356,7 @@ Result<Store> Store::Open(const std::filesystem::path& directory, const StoreOpt
   // Committing makes the handles usable by later transactions; an unchanged transaction writes nothing.
   MDB_txn* to_commit = std::exchange(guard.txn, nullptr);
   if (int rc = mdb_txn_commit(to_commit); rc != 0) return std::unexpected(LmdbError(rc, "opening the store"));
-  return Store(std::move(*env), *meta, dbis[0], dbis[1], dbis[2], dbis[3], dbis[4], dbis[5]);
+  return Store(std::move(*env), *meta, dbis[0], dbis[1], dbis[2], dbis[3], dbis[4], dbis[5], dbis[6], dbis[7]);
 }
 
 Result<std::optional<IssuerState>> Store::GetIssuerState(MDB_txn* txn, const IssuerId& id) const {
@@ -593,6 +599,8 @@ Result<void> Store::SetCompromise(WriteTxn& txn, IssuerRecord& issuer, const Com
     return std::unexpected(put.error());
   }
   issuer.state.compromised_since = record.since;
+  // Every response of this issuer now states too little: each serial is revoked from `since` on.
+  if (auto dropped = DropIssuerResponses(txn, issuer.state.issuer_no); !dropped) return std::unexpected(dropped.error());
   return PutIssuer(txn.get(), issuer);
 }
 
@@ -639,7 +647,21 @@ Result<EntryMerge> EntryMerge::Begin(Store& store, WriteTxn& txn, std::uint32_t 
                                      std::vector<bool> replaced_partitions) {
   auto cursor = Cursor::Open(txn.get(), store.entries_);
   if (!cursor) return std::unexpected(cursor.error());
-  EntryMerge merge(std::move(*cursor), issuer_no, mode, std::move(replaced_partitions));
+  EntryMerge merge(store, txn.get(), std::move(*cursor), issuer_no, mode, std::move(replaced_partitions));
+  // Most imports (every first one) find no stored response of the issuer: then no second cursor walks along.
+  auto responses = Cursor::Open(txn.get(), store.responses_);
+  if (!responses) return std::unexpected(responses.error());
+  {
+    const Bytes prefix = U32Key(issuer_no);
+    MDB_val key = ToVal(prefix);
+    MDB_val value{};
+    const int rc = mdb_cursor_get(responses->get(), &key, &value, MDB_SET_RANGE);
+    if (rc == 0 && key.mv_size >= 4 && std::memcmp(key.mv_data, prefix.data(), 4) == 0) {
+      merge.responses_.emplace(std::move(*responses));
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+      return std::unexpected(LmdbError(rc, "looking for stored responses"));
+    }
+  }
   // MDB_APPEND is safe only while no key of a later issuer exists.
   MDB_val key{};
   MDB_val value{};
@@ -706,6 +728,7 @@ Result<void> EntryMerge::DropOld() {
   const bool ours = old_entry_.partition_no < replaced_.size() && replaced_[old_entry_.partition_no];
   if (mode_ == Mode::kApplyDelta || !ours) return AdvanceOld(MDB_NEXT);
   if (old_entry_.reason == Reason::kCertificateHold) return KeepHold();
+  if (auto dropped = DropStoredResponses(old_serial_); !dropped) return dropped;
   if (int rc = mdb_cursor_del(cursor_.get(), 0); rc != 0) return std::unexpected(LmdbError(rc, "removing an entry"));
   ++counts_.removed;
   // After a delete, MDB_NEXT yields the entry that took the deleted one's place (LMDB's C_DEL rule).
@@ -735,6 +758,7 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
       if (old_entry_.reason == Reason::kCertificateHold) {
         return KeepHold();
       }
+      if (auto dropped = DropStoredResponses(serial); !dropped) return dropped;
       if (int rc = mdb_cursor_del(cursor_.get(), 0); rc != 0) return std::unexpected(LmdbError(rc, "removing an entry"));
       ++counts_.removed;
       return AdvanceOld(MDB_NEXT);
@@ -743,6 +767,7 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
       ++counts_.unchanged;
       return AdvanceOld(MDB_NEXT);
     }
+    if (auto dropped = DropStoredResponses(serial); !dropped) return dropped;
     const auto encoded = EncodeEntry(entry);
     MDB_val key{};
     MDB_val value{};
@@ -755,6 +780,7 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry) {
     return AdvanceOld(MDB_NEXT);
   }
   if (removal) return {};  // removing what is not held: nothing to do
+  if (auto dropped = DropStoredResponses(serial); !dropped) return dropped;  // a kept good response
   EntryKey key_bytes;
   if (!MakeEntryKey(issuer_no_, serial, key_bytes)) {
     return Fail(ErrorCode::kInvalidArgument, "serial 0x" + ToHex(serial) + " cannot be stored");
@@ -796,7 +822,365 @@ Result<EntryMerge::Counts> EntryMerge::Finish() {
     if (auto dropped = DropOld(); !dropped) return std::unexpected(dropped.error());
   }
   cursor_.Close();  // the caller may commit right away
+  responses_.reset();
   return counts_;
+}
+
+Result<void> EntryMerge::DropStoredResponses(ByteView serial) {
+  if (!responses_) return {};
+  EntryKey prefix;
+  if (!MakeEntryKey(issuer_no_, serial, prefix)) return {};
+  auto dropped = store_->DropResponsesAt(txn_, responses_->get(), prefix.view());
+  if (!dropped) return std::unexpected(dropped.error());
+  counts_.responses_dropped += *dropped;
+  return {};
+}
+
+}  // namespace ocsp::store
+
+// --- Stored responses ---
+
+namespace ocsp::store {
+namespace {
+
+// Response key: the entry key (issuer_no u32, serial length u8, serial) then the CertID hash algorithm (u8),
+// so a serial's responses sit together and in the entries' order.
+constexpr std::size_t kMaxResponseKeySize = kMaxEntryKeySize + 1;
+// Response value: version u8, status u8, flags u8, reason u8, requested_hour u32, signer_id u64,
+// revocation_time i64, this_update i64, next_update i64, produced_at i64, then the DER OCSPResponse.
+constexpr std::size_t kResponseHeaderSize = 1 + 1 + 1 + 1 + 4 + 8 + 8 + 8 + 8 + 8;
+static_assert(kResponseHeaderSize == 48);
+constexpr std::uint8_t kResponseHasReason = 0x01;
+constexpr std::string_view kGoodResponsesKey = "good_responses";
+constexpr std::string_view kRevokedResponsesKey = "revoked_responses";
+
+// mdb_del wants a pointer to an MDB_val; this keeps call sites to one line.
+MDB_val* ptr(MDB_val&& val) { return &val; }
+
+struct ResponseKey {
+  std::array<std::uint8_t, kMaxResponseKeySize> bytes{};
+  std::size_t size = 0;
+  [[nodiscard]] ByteView view() const { return {bytes.data(), size}; }
+};
+
+bool MakeResponseKey(std::uint32_t issuer_no, HashAlgorithm algorithm, ByteView serial, ResponseKey& key) {
+  EntryKey entry;
+  if (!MakeEntryKey(issuer_no, serial, entry)) return false;
+  std::memcpy(key.bytes.data(), entry.bytes.data(), entry.size);
+  key.bytes[entry.size] = static_cast<std::uint8_t>(algorithm);
+  key.size = entry.size + 1;
+  return true;
+}
+
+// LRU key: requested_hour u32, then the response key: the first key is the least recently requested.
+Bytes LruKey(std::uint32_t hour, ByteView response_key) {
+  Bytes key = U32Key(hour);
+  key.insert(key.end(), response_key.begin(), response_key.end());
+  return key;
+}
+
+Result<StoredResponseInfo> DecodeResponseInfo(ByteView value) {
+  if (value.size() < kResponseHeaderSize || value[0] != kRecordVersion + 1) {
+    return Fail(ErrorCode::kStore, "stored response of an unknown version or size");
+  }
+  const std::uint8_t* in = value.data();
+  StoredResponseInfo info;
+  info.status = static_cast<StoredStatus>(in[1]);
+  if (in[2] & kResponseHasReason) info.reason = static_cast<Reason>(in[3]);
+  info.requested_hour = ReadU32(in + 4);
+  info.signer_id = ReadU64(in + 8);
+  info.revocation_time = ReadI64(in + 16);
+  info.this_update = ReadI64(in + 24);
+  info.next_update = ReadI64(in + 32);
+  info.produced_at = ReadI64(in + 40);
+  return info;
+}
+
+void EncodeResponseInfo(std::uint8_t* out, const StoredResponseInfo& info) {
+  Bytes header;
+  header.reserve(kResponseHeaderSize);
+  header.push_back(kRecordVersion + 1);  // records of format 3
+  header.push_back(static_cast<std::uint8_t>(info.status));
+  header.push_back(info.reason ? kResponseHasReason : 0);
+  header.push_back(info.reason ? static_cast<std::uint8_t>(*info.reason) : 0);
+  AppendU32(header, info.requested_hour);
+  AppendU64(header, info.signer_id);
+  AppendI64(header, info.revocation_time);
+  AppendI64(header, info.this_update);
+  AppendI64(header, info.next_update);
+  AppendI64(header, info.produced_at);
+  std::memcpy(out, header.data(), kResponseHeaderSize);
+}
+
+Result<std::uint64_t> ReadCounter(MDB_txn* txn, MDB_dbi meta, std::string_view name) {
+  auto value = Get(txn, meta, AsBytes(name));
+  if (!value) return std::unexpected(value.error());
+  if (!*value || (*value)->size() != 8) return std::uint64_t{0};
+  return ReadU64((*value)->data());
+}
+
+}  // namespace
+
+Result<std::optional<StoredResponse>> Store::GetResponse(MDB_txn* txn, std::uint32_t issuer_no,
+                                                         HashAlgorithm algorithm, ByteView serial) const {
+  ResponseKey key;
+  if (!MakeResponseKey(issuer_no, algorithm, serial, key)) return std::optional<StoredResponse>();
+  auto value = Get(txn, responses_, key.view());
+  if (!value) return std::unexpected(value.error());
+  if (!*value) return std::optional<StoredResponse>();
+  auto info = DecodeResponseInfo(**value);
+  if (!info) return std::unexpected(info.error());
+  return std::optional<StoredResponse>(StoredResponse{*info, (*value)->subspan(kResponseHeaderSize)});
+}
+
+Result<StoredResponseCounts> Store::CountResponses(MDB_txn* txn) const {
+  auto good = ReadCounter(txn, meta_, kGoodResponsesKey);
+  if (!good) return std::unexpected(good.error());
+  auto revoked = ReadCounter(txn, meta_, kRevokedResponsesKey);
+  if (!revoked) return std::unexpected(revoked.error());
+  return StoredResponseCounts{*good, *revoked};
+}
+
+Result<void> Store::AddToCounts(MDB_txn* txn, std::int64_t good, std::int64_t revoked) {
+  for (auto [name, delta] : {std::pair{kGoodResponsesKey, good}, std::pair{kRevokedResponsesKey, revoked}}) {
+    if (delta == 0) continue;
+    auto current = ReadCounter(txn, meta_, name);
+    if (!current) return std::unexpected(current.error());
+    const auto updated = static_cast<std::uint64_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(*current) + delta));
+    Bytes value;
+    AppendU64(value, updated);
+    if (auto put = Put(txn, meta_, AsBytes(name), value); !put) return put;
+  }
+  return {};
+}
+
+Result<void> Store::WalkRevoked(MDB_txn* txn, std::uint32_t issuer_no, const RevokedVisitor& visit) const {
+  auto entries = Cursor::Open(txn, entries_);
+  if (!entries) return std::unexpected(entries.error());
+  auto responses = Cursor::Open(txn, responses_);
+  if (!responses) return std::unexpected(responses.error());
+  const Bytes prefix = U32Key(issuer_no);
+  MDB_val key = ToVal(prefix);
+  MDB_val value{};
+  MDB_val response_key = ToVal(prefix);
+  MDB_val response_value{};
+  int response_rc = mdb_cursor_get(responses->get(), &response_key, &response_value, MDB_SET_RANGE);
+  std::array<std::optional<StoredResponseInfo>, 4> stored;
+  for (int rc = mdb_cursor_get(entries->get(), &key, &value, MDB_SET_RANGE);
+       rc == 0 && key.mv_size >= 5 && std::memcmp(key.mv_data, prefix.data(), 4) == 0;
+       rc = mdb_cursor_get(entries->get(), &key, &value, MDB_NEXT)) {
+    const ByteView entry_key = FromVal(key);
+    auto entry = DecodeEntry(FromVal(value));
+    if (!entry) return std::unexpected(entry.error());
+    stored.fill(std::nullopt);
+    // Both databases are in the same order: the response cursor only ever moves forward.
+    while (response_rc == 0) {
+      const ByteView current = FromVal(response_key);
+      const ByteView current_entry = current.first(current.size() - 1);
+      const int order = std::memcmp(current_entry.data(), entry_key.data(),
+                                    std::min(current_entry.size(), entry_key.size()));
+      const bool before = order < 0 || (order == 0 && current_entry.size() < entry_key.size());
+      const bool same = order == 0 && current_entry.size() == entry_key.size();
+      if (!before && !same) break;
+      if (same) {
+        const std::uint8_t algorithm = current.back();
+        auto info = DecodeResponseInfo(FromVal(response_value));
+        if (!info) return std::unexpected(info.error());
+        if (algorithm >= 1 && algorithm <= stored.size()) stored[algorithm - 1] = *info;
+      }
+      response_rc = mdb_cursor_get(responses->get(), &response_key, &response_value, MDB_NEXT);
+    }
+    if (response_rc != 0 && response_rc != MDB_NOTFOUND) return std::unexpected(LmdbError(response_rc, "walking responses"));
+    visit(entry_key.subspan(5), *entry, stored);
+  }
+  return {};
+}
+
+Result<void> Store::WalkResponses(MDB_txn* txn, std::uint32_t issuer_no, const ResponseVisitor& visit) const {
+  auto cursor = Cursor::Open(txn, responses_);
+  if (!cursor) return std::unexpected(cursor.error());
+  const Bytes prefix = U32Key(issuer_no);
+  MDB_val key = ToVal(prefix);
+  MDB_val value{};
+  for (int rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_SET_RANGE);
+       rc == 0 && key.mv_size >= 7 && std::memcmp(key.mv_data, prefix.data(), 4) == 0;
+       rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_NEXT)) {
+    const ByteView bytes = FromVal(key);
+    auto info = DecodeResponseInfo(FromVal(value));
+    if (!info) return std::unexpected(info.error());
+    visit(bytes.subspan(5, bytes.size() - 6), static_cast<HashAlgorithm>(bytes.back()), *info);
+  }
+  return {};
+}
+
+Result<void> Store::PutResponse(WriteTxn& txn, std::uint32_t issuer_no, HashAlgorithm algorithm, ByteView serial,
+                                const StoredResponseInfo& info, ByteView der) {
+  ResponseKey key;
+  if (!MakeResponseKey(issuer_no, algorithm, serial, key)) {
+    return Fail(ErrorCode::kInvalidArgument, "serial 0x" + ToHex(serial) + " cannot be stored");
+  }
+  std::int64_t good = info.status == StoredStatus::kGood ? 1 : 0;
+  std::int64_t revoked = 1 - good;
+  auto old = Get(txn.get(), responses_, key.view());
+  if (!old) return std::unexpected(old.error());
+  if (*old) {
+    auto old_info = DecodeResponseInfo(**old);
+    if (!old_info) return std::unexpected(old_info.error());
+    if (old_info->status == StoredStatus::kGood) {
+      --good;
+      if (int rc = mdb_del(txn.get(), response_lru_, ptr(ToVal(LruKey(old_info->requested_hour, key.view()))), nullptr);
+          rc != 0 && rc != MDB_NOTFOUND) {
+        return std::unexpected(LmdbError(rc, "replacing a stored response"));
+      }
+    } else {
+      --revoked;
+    }
+  }
+  MDB_val k = ToVal(key.view());
+  MDB_val v{kResponseHeaderSize + der.size(), nullptr};
+  if (int rc = mdb_put(txn.get(), responses_, &k, &v, MDB_RESERVE); rc != 0) {
+    return std::unexpected(LmdbError(rc, "storing a response"));
+  }
+  auto* out = static_cast<std::uint8_t*>(v.mv_data);
+  EncodeResponseInfo(out, info);
+  std::memcpy(out + kResponseHeaderSize, der.data(), der.size());
+  if (info.status == StoredStatus::kGood) {
+    if (auto put = Put(txn.get(), response_lru_, LruKey(info.requested_hour, key.view()), {}); !put) return put;
+  }
+  return AddToCounts(txn.get(), good, revoked);
+}
+
+Result<bool> Store::TouchResponse(WriteTxn& txn, std::uint32_t issuer_no, HashAlgorithm algorithm, ByteView serial,
+                                  std::uint32_t hour) {
+  ResponseKey key;
+  if (!MakeResponseKey(issuer_no, algorithm, serial, key)) return false;
+  MDB_val k = ToVal(key.view());
+  MDB_val v{};
+  if (int rc = mdb_get(txn.get(), responses_, &k, &v); rc == MDB_NOTFOUND) {
+    return false;
+  } else if (rc != 0) {
+    return std::unexpected(LmdbError(rc, "reading a stored response"));
+  }
+  auto info = DecodeResponseInfo(FromVal(v));
+  if (!info) return std::unexpected(info.error());
+  if (info->status != StoredStatus::kGood || info->requested_hour >= hour) return true;
+  if (int rc = mdb_del(txn.get(), response_lru_, ptr(ToVal(LruKey(info->requested_hour, key.view()))), nullptr);
+      rc != 0 && rc != MDB_NOTFOUND) {
+    return std::unexpected(LmdbError(rc, "updating the request order"));
+  }
+  // Rewrite the record with the new hour; the value read above is invalid once the database is written.
+  Bytes copy(FromVal(v).begin(), FromVal(v).end());
+  info->requested_hour = hour;
+  EncodeResponseInfo(copy.data(), *info);
+  if (auto put = Put(txn.get(), responses_, key.view(), copy); !put) return std::unexpected(put.error());
+  if (auto put = Put(txn.get(), response_lru_, LruKey(hour, key.view()), {}); !put) return std::unexpected(put.error());
+  return true;
+}
+
+Result<std::uint64_t> Store::DropResponsesAt(MDB_txn* txn, MDB_cursor* cursor, ByteView prefix) {
+  std::uint64_t dropped = 0;
+  std::int64_t good = 0;
+  std::int64_t revoked = 0;
+  while (true) {
+    MDB_val key = ToVal(prefix);
+    MDB_val value{};
+    const int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) break;
+    if (rc != 0) return std::unexpected(LmdbError(rc, "finding stored responses"));
+    if (key.mv_size != prefix.size() + 1 || std::memcmp(key.mv_data, prefix.data(), prefix.size()) != 0) break;
+    auto info = DecodeResponseInfo(FromVal(value));
+    if (!info) return std::unexpected(info.error());
+    if (info->status == StoredStatus::kGood) {
+      --good;
+      const Bytes lru = LruKey(info->requested_hour, FromVal(key));
+      if (int del = mdb_del(txn, response_lru_, ptr(ToVal(lru)), nullptr); del != 0 && del != MDB_NOTFOUND) {
+        return std::unexpected(LmdbError(del, "dropping a stored response"));
+      }
+    } else {
+      --revoked;
+    }
+    if (int del = mdb_cursor_del(cursor, 0); del != 0) return std::unexpected(LmdbError(del, "dropping a stored response"));
+    ++dropped;
+  }
+  if (dropped != 0) {
+    if (auto counted = AddToCounts(txn, good, revoked); !counted) return std::unexpected(counted.error());
+  }
+  return dropped;
+}
+
+Result<std::uint64_t> Store::DropResponses(WriteTxn& txn, std::uint32_t issuer_no, ByteView serial) {
+  EntryKey prefix;
+  if (!MakeEntryKey(issuer_no, serial, prefix)) return std::uint64_t{0};
+  auto cursor = Cursor::Open(txn.get(), responses_);
+  if (!cursor) return std::unexpected(cursor.error());
+  return DropResponsesAt(txn.get(), cursor->get(), prefix.view());
+}
+
+Result<std::uint64_t> Store::DropIssuerResponses(WriteTxn& txn, std::uint32_t issuer_no) {
+  auto cursor = Cursor::Open(txn.get(), responses_);
+  if (!cursor) return std::unexpected(cursor.error());
+  const Bytes prefix = U32Key(issuer_no);
+  std::uint64_t dropped = 0;
+  std::int64_t good = 0;
+  std::int64_t revoked = 0;
+  MDB_val key = ToVal(prefix);
+  MDB_val value{};
+  int rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_SET_RANGE);
+  while (rc == 0 && key.mv_size >= 4 && std::memcmp(key.mv_data, prefix.data(), 4) == 0) {
+    auto info = DecodeResponseInfo(FromVal(value));
+    if (!info) return std::unexpected(info.error());
+    if (info->status == StoredStatus::kGood) {
+      --good;
+      const Bytes lru = LruKey(info->requested_hour, FromVal(key));
+      if (int del = mdb_del(txn.get(), response_lru_, ptr(ToVal(lru)), nullptr); del != 0 && del != MDB_NOTFOUND) {
+        return std::unexpected(LmdbError(del, "dropping stored responses"));
+      }
+    } else {
+      --revoked;
+    }
+    if (int del = mdb_cursor_del(cursor->get(), 0); del != 0) return std::unexpected(LmdbError(del, "dropping stored responses"));
+    ++dropped;
+    rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_GET_CURRENT);
+    if (rc == MDB_NOTFOUND || rc == EINVAL) {
+      key = ToVal(prefix);
+      rc = mdb_cursor_get(cursor->get(), &key, &value, MDB_SET_RANGE);
+    }
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) return std::unexpected(LmdbError(rc, "dropping stored responses"));
+  cursor->Close();
+  if (dropped != 0) {
+    if (auto counted = AddToCounts(txn.get(), good, revoked); !counted) return std::unexpected(counted.error());
+  }
+  return dropped;
+}
+
+Result<std::uint64_t> Store::EvictGoodResponses(WriteTxn& txn, std::uint64_t keep) {
+  auto counts = CountResponses(txn.get());
+  if (!counts) return std::unexpected(counts.error());
+  if (counts->good <= keep) return std::uint64_t{0};
+  std::uint64_t to_evict = counts->good - keep;
+  auto lru = Cursor::Open(txn.get(), response_lru_);
+  if (!lru) return std::unexpected(lru.error());
+  std::uint64_t evicted = 0;
+  MDB_val key{};
+  MDB_val value{};
+  while (evicted < to_evict) {
+    const int rc = mdb_cursor_get(lru->get(), &key, &value, MDB_FIRST);
+    if (rc == MDB_NOTFOUND) break;
+    if (rc != 0) return std::unexpected(LmdbError(rc, "evicting stored responses"));
+    const Bytes response_key(static_cast<const std::uint8_t*>(key.mv_data) + 4,
+                             static_cast<const std::uint8_t*>(key.mv_data) + key.mv_size);
+    if (int del = mdb_cursor_del(lru->get(), 0); del != 0) return std::unexpected(LmdbError(del, "evicting"));
+    if (int del = mdb_del(txn.get(), responses_, ptr(ToVal(response_key)), nullptr); del != 0 && del != MDB_NOTFOUND) {
+      return std::unexpected(LmdbError(del, "evicting a stored response"));
+    }
+    ++evicted;
+  }
+  lru->Close();
+  if (auto counted = AddToCounts(txn.get(), -static_cast<std::int64_t>(evicted), 0); !counted) {
+    return std::unexpected(counted.error());
+  }
+  return evicted;
 }
 
 }  // namespace ocsp::store

@@ -8,7 +8,11 @@
 //     names one; an ARL is a partition of CA certificates): its current CRL and delta CRL;
 //   - per (issuer, serial) that a CRL revokes: revocation time, reason, invalidity date, and the partition
 //     whose CRL lists it;
-//   - per (issuer, CRL id): the summary of every CRL imported, for audit.
+//   - per (issuer, CRL id): the summary of every CRL imported, for audit;
+//   - per (issuer, serial, CertID hash algorithm): a signed response kept to be served without signing
+//     (presigned for revoked serials, kept after an on-demand signature for good ones), and an index of the
+//     good ones by when they were last requested, for eviction. Any change to a serial's entry drops its
+//     stored responses in the same transaction, so a response never outlives the status it states.
 // The store records facts; deciding what to answer from them is the responder's job, and deciding whether a
 // CRL may be imported is the importer's.
 //
@@ -22,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,7 +40,7 @@
 
 namespace ocsp::store {
 
-inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersion = 3;
 inline constexpr std::size_t kMaxSerialBytes = 20;  // RFC 5280 4.1.2.2
 inline constexpr std::size_t kMaxCrlNumberBytes = 20;
 
@@ -150,6 +155,32 @@ struct StoreOptions {
   bool read_only = false;
 };
 
+// A signed response kept in the store. Only good and revoked answers are kept: an unknown one states nothing
+// worth keeping.
+enum class StoredStatus : std::uint8_t { kGood = 0, kRevoked = 1 };
+
+struct StoredResponseInfo {
+  StoredStatus status = StoredStatus::kGood;
+  // For kRevoked: what the response states, so a reader can check it against the entry before serving.
+  UnixSeconds revocation_time = 0;
+  std::optional<Reason> reason;
+  std::uint64_t signer_id = 0;  // which responder certificate signed it (rollover re-signs the others)
+  UnixSeconds this_update = 0;
+  UnixSeconds next_update = 0;
+  UnixSeconds produced_at = 0;
+  std::uint32_t requested_hour = 0;  // hours since the epoch when last served (good ones: eviction order)
+};
+
+struct StoredResponse {
+  StoredResponseInfo info;
+  ByteView der;  // into the map: valid until the transaction ends or is reset
+};
+
+struct StoredResponseCounts {
+  std::uint64_t good = 0;
+  std::uint64_t revoked = 0;
+};
+
 class Store;
 
 // Rewrites an issuer's entries by walking its key range once, in serial order, alongside the new entries:
@@ -166,6 +197,7 @@ class EntryMerge {
   };
   struct Counts {
     std::uint64_t added = 0, removed = 0, changed = 0, unchanged = 0, holds_kept = 0;
+    std::uint64_t responses_dropped = 0;  // stored responses of serials whose entry changed
   };
 
   static Result<EntryMerge> Begin(Store& store, WriteTxn& txn, std::uint32_t issuer_no, Mode mode,
@@ -181,14 +213,24 @@ class EntryMerge {
   [[nodiscard]] Result<Counts> Finish();
 
  private:
-  EntryMerge(Cursor cursor, std::uint32_t issuer_no, Mode mode, std::vector<bool> replaced)
-      : cursor_(std::move(cursor)), issuer_no_(issuer_no), mode_(mode), replaced_(std::move(replaced)) {}
+  EntryMerge(Store& store, MDB_txn* txn, Cursor cursor, std::uint32_t issuer_no, Mode mode, std::vector<bool> replaced)
+      : store_(&store),
+        txn_(txn),
+        cursor_(std::move(cursor)),
+        issuer_no_(issuer_no),
+        mode_(mode),
+        replaced_(std::move(replaced)) {}
+  // The serial's entry changes: its stored responses state something no longer true.
+  Result<void> DropStoredResponses(ByteView serial);
   Result<void> AdvanceOld(int op);
   Result<void> DropOld();  // the old entry at the cursor is not in the new CRL
   Result<void> KeepHold();
   [[nodiscard]] bool OldInRange() const { return old_valid_; }
 
+  Store* store_;
+  MDB_txn* txn_;
   Cursor cursor_;
+  std::optional<Cursor> responses_;  // open only when the issuer has stored responses
   std::uint32_t issuer_no_;
   Mode mode_;
   std::vector<bool> replaced_;
@@ -232,6 +274,33 @@ class Store {
   [[nodiscard]] Result<std::optional<CompromiseRecord>> GetCompromise(MDB_txn* txn, std::uint32_t issuer_no) const;
   [[nodiscard]] Result<std::uint64_t> CountRevoked(MDB_txn* txn, std::uint32_t issuer_no) const;
 
+  // Stored responses. GetResponse allocates nothing.
+  [[nodiscard]] Result<std::optional<StoredResponse>> GetResponse(MDB_txn* txn, std::uint32_t issuer_no,
+                                                                  HashAlgorithm algorithm, ByteView serial) const;
+  [[nodiscard]] Result<StoredResponseCounts> CountResponses(MDB_txn* txn) const;
+  // Every revoked entry of the issuer in serial order, each with its stored responses (indexed by
+  // HashAlgorithm - 1; nullopt where none is stored).
+  using RevokedVisitor = std::function<void(ByteView serial, const RevokedEntry& entry,
+                                            const std::array<std::optional<StoredResponseInfo>, 4>& stored)>;
+  [[nodiscard]] Result<void> WalkRevoked(MDB_txn* txn, std::uint32_t issuer_no, const RevokedVisitor& visit) const;
+  // Every stored response of the issuer, in key order.
+  using ResponseVisitor =
+      std::function<void(ByteView serial, HashAlgorithm algorithm, const StoredResponseInfo& info)>;
+  [[nodiscard]] Result<void> WalkResponses(MDB_txn* txn, std::uint32_t issuer_no,
+                                           const ResponseVisitor& visit) const;
+
+  // Writes a response (replacing any stored for the same serial and algorithm).
+  [[nodiscard]] Result<void> PutResponse(WriteTxn& txn, std::uint32_t issuer_no, HashAlgorithm algorithm,
+                                         ByteView serial, const StoredResponseInfo& info, ByteView der);
+  // Records that a stored good response was served in `hour`; false when it is no longer stored.
+  [[nodiscard]] Result<bool> TouchResponse(WriteTxn& txn, std::uint32_t issuer_no, HashAlgorithm algorithm,
+                                           ByteView serial, std::uint32_t hour);
+  // Drops the stored responses of one serial (every algorithm), or of a whole issuer.
+  [[nodiscard]] Result<std::uint64_t> DropResponses(WriteTxn& txn, std::uint32_t issuer_no, ByteView serial);
+  [[nodiscard]] Result<std::uint64_t> DropIssuerResponses(WriteTxn& txn, std::uint32_t issuer_no);
+  // Evicts the least recently requested good responses until at most `keep` remain; returns how many went.
+  [[nodiscard]] Result<std::uint64_t> EvictGoodResponses(WriteTxn& txn, std::uint64_t keep);
+
   // Writes (inside the caller's write transaction; nothing is visible before it commits).
   // Registers the issuer if the store does not know it yet, and returns its record either way.
   [[nodiscard]] Result<IssuerRecord> EnsureIssuer(WriteTxn& txn, const IssuerIdentity& identity);
@@ -251,7 +320,7 @@ class Store {
  private:
   friend class EntryMerge;
   Store(Environment env, MDB_dbi meta, MDB_dbi issuers, MDB_dbi partitions, MDB_dbi partition_ids, MDB_dbi crls,
-        MDB_dbi entries, MDB_dbi compromises)
+        MDB_dbi entries, MDB_dbi compromises, MDB_dbi responses, MDB_dbi response_lru)
       : env_(std::move(env)),
         meta_(meta),
         issuers_(issuers),
@@ -259,7 +328,9 @@ class Store {
         partition_ids_(partition_ids),
         crls_(crls),
         entries_(entries),
-        compromises_(compromises) {}
+        compromises_(compromises),
+        responses_(responses),
+        response_lru_(response_lru) {}
 
   Result<void> PutIssuer(MDB_txn* txn, const IssuerRecord& issuer);
 
@@ -271,6 +342,11 @@ class Store {
   MDB_dbi crls_;
   MDB_dbi entries_;
   MDB_dbi compromises_;
+  MDB_dbi responses_;
+  MDB_dbi response_lru_;
+  // Drops the responses at the cursor's position under `prefix` (issuer, serial); adjusts the counters.
+  Result<std::uint64_t> DropResponsesAt(MDB_txn* txn, MDB_cursor* cursor, ByteView prefix);
+  Result<void> AddToCounts(MDB_txn* txn, std::int64_t good, std::int64_t revoked);
 };
 
 }  // namespace ocsp::store

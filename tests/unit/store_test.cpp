@@ -218,3 +218,153 @@ TEST_CASE("store: CRL numbers compare as integers of up to 20 octets") {
   CHECK(CrlNumber::FromMagnitude(Bytes(20, 0xff))->ToString() == "1461501637330902918203684832716283019655932542975");
   CHECK_FALSE(CrlNumber::FromMagnitude(Bytes(21, 0x01)).has_value());
 }
+
+namespace {
+
+StoredResponseInfo GoodInfo(std::uint32_t hour = 100) {
+  StoredResponseInfo info;
+  info.status = StoredStatus::kGood;
+  info.signer_id = 7;
+  info.this_update = 1'700'000'000;
+  info.next_update = 1'700'086'400;
+  info.produced_at = 1'700'000'100;
+  info.requested_hour = hour;
+  return info;
+}
+
+struct ResponseFixture : Fixture {
+  std::uint32_t issuer_no = 0;
+  ResponseFixture() {
+    auto txn = store.BeginWrite();
+    issuer_no = store.EnsureIssuer(*txn, identity)->state.issuer_no;
+    REQUIRE(txn->Commit().has_value());
+  }
+  void Put(std::uint64_t serial, HashAlgorithm algorithm, const StoredResponseInfo& info, std::string_view der) {
+    auto txn = store.BeginWrite();
+    REQUIRE(store.PutResponse(*txn, issuer_no, algorithm, Serial(serial), info, AsBytes(der)).has_value());
+    REQUIRE(txn->Commit().has_value());
+  }
+  std::optional<std::string> Der(std::uint64_t serial, HashAlgorithm algorithm = HashAlgorithm::kSha1) {
+    auto txn = store.BeginRead();
+    auto found = store.GetResponse(txn->get(), issuer_no, algorithm, Serial(serial));
+    REQUIRE(found.has_value());
+    if (!*found) return std::nullopt;
+    return std::string((*found)->der.begin(), (*found)->der.end());
+  }
+  StoredResponseCounts Counts() {
+    auto txn = store.BeginRead();
+    return *store.CountResponses(txn->get());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("store: a stored response is kept per serial and algorithm with its header") {
+  ResponseFixture f;
+  f.Put(0x10, HashAlgorithm::kSha1, GoodInfo(), "sha1-response");
+  f.Put(0x10, HashAlgorithm::kSha256, GoodInfo(), "sha256-response");
+  CHECK(f.Der(0x10) == "sha1-response");
+  CHECK(f.Der(0x10, HashAlgorithm::kSha256) == "sha256-response");
+  CHECK_FALSE(f.Der(0x11).has_value());
+  auto txn = f.store.BeginRead();
+  auto found = *f.store.GetResponse(txn->get(), f.issuer_no, HashAlgorithm::kSha1, Serial(0x10));
+  REQUIRE(found.has_value());
+  CHECK(found->info.signer_id == 7);
+  CHECK(found->info.next_update == 1'700'086'400);
+  CHECK(found->info.requested_hour == 100);
+  txn = f.store.BeginRead();
+  CHECK(f.Counts().good == 2);
+  f.Put(0x10, HashAlgorithm::kSha1, GoodInfo(), "replaced");  // replacing does not count twice
+  CHECK(f.Counts().good == 2);
+  CHECK(f.Der(0x10) == "replaced");
+}
+
+TEST_CASE("store: an import that changes a serial's entry drops its stored responses, and only those") {
+  ResponseFixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+          {{0x20, Revoked(Reason::kCertificateHold)}, {0x21, Revoked(Reason::kKeyCompromise)},
+           {0x22, Revoked(Reason::kSuperseded)}});
+  StoredResponseInfo revoked = GoodInfo();
+  revoked.status = StoredStatus::kRevoked;
+  for (std::uint64_t serial : {0x20, 0x21, 0x22}) f.Put(serial, HashAlgorithm::kSha1, revoked, "revoked");
+  f.Put(0x30, HashAlgorithm::kSha1, GoodInfo(), "good-30");
+  f.Put(0x30, HashAlgorithm::kSha256, GoodInfo(), "good-30-256");
+  f.Put(0x31, HashAlgorithm::kSha1, GoodInfo(), "good-31");
+  CHECK(f.Counts().good == 3);
+  CHECK(f.Counts().revoked == 3);
+
+  // Next CRL: 0x21 changes reason, 0x22 disappears, 0x30 becomes revoked, 0x20 (a hold) is dropped but kept.
+  auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+                        {{0x21, Revoked(Reason::kCaCompromise)}, {0x30, Revoked(Reason::kKeyCompromise)}});
+  CHECK(counts.responses_dropped == 4);
+  CHECK(f.Der(0x20) == "revoked");  // still a hold: still true
+  CHECK_FALSE(f.Der(0x21).has_value());
+  CHECK_FALSE(f.Der(0x22).has_value());
+  CHECK_FALSE(f.Der(0x30).has_value());
+  CHECK_FALSE(f.Der(0x30, HashAlgorithm::kSha256).has_value());
+  CHECK(f.Der(0x31) == "good-31");
+  CHECK(f.Counts().good == 1);
+  CHECK(f.Counts().revoked == 1);
+}
+
+TEST_CASE("store: a declared CA compromise drops every stored response of the issuer") {
+  ResponseFixture f;
+  f.Put(0x40, HashAlgorithm::kSha1, GoodInfo(), "good");
+  f.Put(0x41, HashAlgorithm::kSha256, GoodInfo(), "good");
+  auto txn = f.store.BeginWrite();
+  auto issuer = *f.store.GetIssuer(txn->get(), f.identity.id);
+  REQUIRE(issuer.has_value());
+  REQUIRE(f.store.SetCompromise(*txn, *issuer, {1'690'000'000, 1'700'000'000, "test"}).has_value());
+  REQUIRE(txn->Commit().has_value());
+  CHECK_FALSE(f.Der(0x40).has_value());
+  CHECK_FALSE(f.Der(0x41, HashAlgorithm::kSha256).has_value());
+  CHECK(f.Counts().good == 0);
+}
+
+TEST_CASE("store: good responses are evicted least recently requested first, and a touch moves one up") {
+  ResponseFixture f;
+  for (std::uint64_t serial = 1; serial <= 5; ++serial) {
+    f.Put(serial, HashAlgorithm::kSha1, GoodInfo(static_cast<std::uint32_t>(100 + serial)), "good");
+  }
+  {
+    auto txn = f.store.BeginWrite();
+    CHECK(*f.store.TouchResponse(*txn, f.issuer_no, HashAlgorithm::kSha1, Serial(1), 200));
+    CHECK_FALSE(*f.store.TouchResponse(*txn, f.issuer_no, HashAlgorithm::kSha1, Serial(99), 200));
+    CHECK(*f.store.EvictGoodResponses(*txn, 3) == 2);
+    REQUIRE(txn->Commit().has_value());
+  }
+  CHECK(f.Der(1).has_value());  // touched: now the most recent
+  CHECK_FALSE(f.Der(2).has_value());
+  CHECK_FALSE(f.Der(3).has_value());
+  CHECK(f.Der(4).has_value());
+  CHECK(f.Der(5).has_value());
+  CHECK(f.Counts().good == 3);
+}
+
+TEST_CASE("store: walking an issuer's revoked entries yields each with its stored responses") {
+  ResponseFixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true},
+          {{0x05, Revoked(Reason::kKeyCompromise)}, {0x0100, Revoked(std::nullopt)}, {0x0200, Revoked(std::nullopt)}});
+  StoredResponseInfo revoked = GoodInfo();
+  revoked.status = StoredStatus::kRevoked;
+  f.Put(0x0100, HashAlgorithm::kSha256, revoked, "r");
+  f.Put(0x07, HashAlgorithm::kSha1, GoodInfo(), "g");  // a good serial between two revoked ones
+  std::vector<std::pair<std::string, int>> seen;
+  auto txn = f.store.BeginRead();
+  REQUIRE(f.store
+              .WalkRevoked(txn->get(), f.issuer_no,
+                           [&](ByteView serial, const RevokedEntry&, const auto& stored) {
+                             int mask = 0;
+                             for (std::size_t i = 0; i < stored.size(); ++i) mask |= stored[i] ? (1 << i) : 0;
+                             seen.emplace_back(ToHex(serial), mask);
+                           })
+              .has_value());
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0] == std::pair<std::string, int>{"05", 0});
+  CHECK(seen[1] == std::pair<std::string, int>{"0100", 2});
+  CHECK(seen[2] == std::pair<std::string, int>{"0200", 0});
+  int responses = 0;
+  REQUIRE(f.store.WalkResponses(txn->get(), f.issuer_no, [&](ByteView, HashAlgorithm, const auto&) { ++responses; })
+              .has_value());
+  CHECK(responses == 2);
+}
