@@ -154,13 +154,14 @@ std::vector<SourceConfig> Sources(const toml::node& node, const std::vector<Issu
 
 Config Build(const toml::table& root, const std::filesystem::path& base) {
   Config config;
-  RejectUnknownKeys(root, {"responder", "store", "metrics", "import", "issuer", "source", "sync"}, "");
+  RejectUnknownKeys(root, {"responder", "store", "metrics", "import", "issuer", "source", "sync", "presign"}, "");
 
   if (const toml::table* responder = Table(root, "responder")) {
     const std::string where = "responder.";
     RejectUnknownKeys(*responder,
                       {"listen", "workers", "signer_threads", "max_request_bytes", "max_pending_signatures",
-                       "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds"},
+                       "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds",
+                       "max_response_validity_seconds", "nonce", "nonce_signatures_per_second", "nonce_over_budget"},
                       where);
     if (auto listen = String(*responder, "listen", where)) config.listen = Listen(*listen, where + "listen");
     config.workers = Integer<unsigned>(*responder, "workers", config.workers, 1, 256, where);
@@ -175,6 +176,60 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
         Integer<unsigned>(*responder, "http_timeout_seconds", config.http_timeout_seconds, 1, 3600, where);
     config.next_update_grace_seconds = Integer<UnixSeconds>(
         *responder, "next_update_grace_seconds", config.next_update_grace_seconds, 0, 7 * 86400, where);
+    config.max_response_validity_seconds = Integer<UnixSeconds>(
+        *responder, "max_response_validity_seconds", config.max_response_validity_seconds, 3600, 366 * 86400, where);
+    if (auto nonce = String(*responder, "nonce", where)) {
+      if (*nonce == "ignore") {
+        config.nonce = NonceMode::kIgnore;
+      } else if (*nonce == "honour" || *nonce == "honor") {
+        config.nonce = NonceMode::kHonour;
+      } else {
+        throw ConfigError{where + "nonce = \"" + *nonce + "\" is neither \"ignore\" nor \"honour\""};
+      }
+    }
+    config.nonce_signatures_per_second = Integer<unsigned>(*responder, "nonce_signatures_per_second",
+                                                           config.nonce_signatures_per_second, 0, 1'000'000, where);
+    if (auto over = String(*responder, "nonce_over_budget", where)) {
+      if (*over == "stored") {
+        config.nonce_over_budget = NonceOverBudget::kStored;
+      } else if (*over == "tryLater") {
+        config.nonce_over_budget = NonceOverBudget::kTryLater;
+      } else {
+        throw ConfigError{where + "nonce_over_budget = \"" + *over + "\" is neither \"stored\" nor \"tryLater\""};
+      }
+    }
+  }
+
+  if (const toml::table* presign = Table(root, "presign")) {
+    const std::string where = "presign.";
+    RejectUnknownKeys(*presign,
+                      {"enabled", "threads", "hash_algorithms", "resign_lead_seconds", "max_good_responses",
+                       "scan_interval_seconds", "batch"},
+                      where);
+    if (const toml::node* enabled = presign->get("enabled")) {
+      if (!enabled->is_boolean()) throw ConfigError{where + "enabled must be true or false"};
+      config.presign.enabled = enabled->as_boolean()->get();
+    }
+    config.presign.threads = Integer<unsigned>(*presign, "threads", config.presign.threads, 0, 256, where);
+    if (const toml::node* algorithms = presign->get("hash_algorithms")) {
+      const toml::array* list = algorithms->as_array();
+      if (list == nullptr) throw ConfigError{where + "hash_algorithms must be a list of strings"};
+      config.presign.hash_algorithms.clear();
+      for (const toml::node& item : *list) {
+        const auto* name = item.as_string();
+        if (name == nullptr || (name->get() != "sha1" && name->get() != "sha256")) {
+          throw ConfigError{where + "hash_algorithms: each must be \"sha1\" or \"sha256\""};
+        }
+        config.presign.hash_algorithms.push_back(name->get());
+      }
+    }
+    config.presign.resign_lead_seconds =
+        Integer<UnixSeconds>(*presign, "resign_lead_seconds", config.presign.resign_lead_seconds, 0, 30 * 86400, where);
+    config.presign.max_good_responses = Integer<std::uint64_t>(*presign, "max_good_responses",
+                                                               config.presign.max_good_responses, 0, 1'000'000'000, where);
+    config.presign.scan_interval_seconds =
+        Integer<unsigned>(*presign, "scan_interval_seconds", config.presign.scan_interval_seconds, 1, 86400, where);
+    config.presign.batch = Integer<std::size_t>(*presign, "batch", config.presign.batch, 1, 1 << 20, where);
   }
 
   if (const toml::table* store = Table(root, "store")) {

@@ -47,6 +47,27 @@ struct SyncConfig {
   long timeout_seconds = 600;  // a whole download, connection included
 };
 
+// What a request's nonce (RFC 9654) buys.
+enum class NonceMode {
+  kIgnore,  // serve the stored response (no nonce in it): the high-volume default
+  kHonour,  // sign a fresh response echoing the nonce, within nonce_signatures_per_second
+};
+// Past the nonce signing budget.
+enum class NonceOverBudget { kStored, kTryLater };
+
+// Background signing of responses into the store (the presigner) and the kept set of good responses.
+struct PresignConfig {
+  bool enabled = true;
+  unsigned threads = 0;  // 0: one per core; they run at idle priority, below serving and on-demand signing
+  // CertID hash algorithms presigned for revoked serials (on-demand responses are kept for any algorithm).
+  std::vector<std::string> hash_algorithms{"sha1"};
+  // A stored response is re-signed from a newer CRL once it is this close to its nextUpdate.
+  UnixSeconds resign_lead_seconds = 12 * 3600;
+  std::uint64_t max_good_responses = 1'000'000;  // the kept hot set; least recently requested go first
+  unsigned scan_interval_seconds = 30;            // how often the store is checked for work
+  std::size_t batch = 4096;                       // responses signed per scan, newest revocations first
+};
+
 struct Config {
   std::filesystem::path source;  // the file this was read from
 
@@ -59,6 +80,13 @@ struct Config {
   unsigned http_timeout_seconds = 30;
   // How long after the CRL's nextUpdate answers are still signed (0: none). Past it: tryLater.
   UnixSeconds next_update_grace_seconds = 0;
+  // A response's nextUpdate is at most this long after its thisUpdate (and never beyond the CRL's).
+  UnixSeconds max_response_validity_seconds = 10 * 86400;
+  NonceMode nonce = NonceMode::kIgnore;
+  unsigned nonce_signatures_per_second = 100;
+  NonceOverBudget nonce_over_budget = NonceOverBudget::kStored;
+
+  PresignConfig presign;
 
   std::filesystem::path store_path = "/var/lib/ocsp-responder/store";
   std::size_t map_size_bytes = std::size_t{64} << 30;  // address space only: see store::kDefaultMapSizeBytes

@@ -1,5 +1,7 @@
 #include "responder/authority.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 
 namespace ocsp::responder {
@@ -34,6 +36,34 @@ metrics::Outcome OutcomeOf(signer::CertStatus status) {
 
 }  // namespace
 
+std::uint64_t SignerId(const signer::Signer& signer) {
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(signer.certificate(), &der);
+  if (length <= 0) return 0;
+  std::array<std::uint8_t, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(der, static_cast<std::size_t>(length), digest.data());
+  OPENSSL_free(der);
+  return ReadU64(digest.data());
+}
+
+bool StoredResponseServes(const store::StoredResponseInfo& stored, const signer::SingleAnswer& answer,
+                          std::uint64_t signer_id, UnixSeconds now) {
+  if (stored.signer_id != signer_id) return false;
+  if (!answer.next_update || stored.next_update > *answer.next_update) return false;
+  if (stored.next_update <= now || stored.this_update > now) return false;
+  switch (answer.status) {
+    case signer::CertStatus::kGood: return stored.status == store::StoredStatus::kGood;
+    case signer::CertStatus::kRevoked: {
+      const std::optional<int> reason =
+          stored.reason ? std::optional<int>(static_cast<int>(*stored.reason)) : std::nullopt;
+      return stored.status == store::StoredStatus::kRevoked && stored.revocation_time == answer.revocation_time &&
+             reason == answer.reason;
+    }
+    case signer::CertStatus::kUnknown: return false;
+  }
+  return false;
+}
+
 Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) const {
   using signer::CertStatus;
   using signer::ResponseStatus;
@@ -57,6 +87,7 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
                        "CertIDs of issuers with different responder certificates in one request");
     }
     decision.signer = signer;
+    decision.signer_id = signer_ids_[*index];
 
     signer::SingleAnswer answer;
     answer.cert_id = cert.cert_id;
@@ -72,6 +103,16 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
     }
     answer.this_update = any_crl ? std::min(coverage.oldest_this_update, now) : now;
     answer.next_update = any_crl ? coverage.earliest_next_update : std::nullopt;
+    if (any_crl) {
+      // The configured bound on a response's validity; past it the store's state is too old to vouch for.
+      const UnixSeconds bound = answer.this_update + max_validity_;
+      answer.next_update = answer.next_update ? std::min(*answer.next_update, bound) : bound;
+      if (*answer.next_update + grace_ < now) {
+        return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+                         "the issuer's CRL is older than the longest response validity allowed");
+      }
+    }
+    if (decision.answers.empty() && *state) decision.issuer_no = (*state)->issuer_no;
 
     std::optional<store::RevokedEntry> revoked;
     if (*state && (*state)->compromised_since && *(*state)->compromised_since <= now) {

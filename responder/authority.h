@@ -34,28 +34,47 @@ struct Decision {
   std::vector<signer::SingleAnswer> answers;
   std::optional<UnixSeconds> next_update;  // the earliest of the answers', for HTTP caching
   std::string reason;                      // why an exception was chosen, for the debug log
+  // Where a response for the first answer is kept in the store (0: the issuer has no store record yet).
+  std::uint32_t issuer_no = 0;
+  std::uint64_t signer_id = 0;  // SignerId(signer)
 };
+
+// The id stored responses carry: the first 8 bytes of the SHA-256 of the responder certificate's DER.
+std::uint64_t SignerId(const signer::Signer& signer);
+
+// Whether `stored` may be served for `answer` now: it states the same status (and revocation) as the store,
+// was signed by the responder certificate in use, is not expired, and claims no later nextUpdate than the
+// store's current state allows.
+bool StoredResponseServes(const store::StoredResponseInfo& stored, const signer::SingleAnswer& answer,
+                          std::uint64_t signer_id, UnixSeconds now);
 
 class StatusAuthority {
  public:
   // `signers[i]` answers for `issuers.at(i)`.
   StatusAuthority(const store::Store& store, const store::IssuerDirectory& issuers,
                   std::vector<const signer::Signer*> signers, const Clock& clock,
-                  UnixSeconds next_update_grace_seconds)
+                  UnixSeconds next_update_grace_seconds, UnixSeconds max_validity_seconds = 10 * 86400)
       : store_(store),
         issuers_(issuers),
         signers_(std::move(signers)),
         clock_(clock),
-        grace_(next_update_grace_seconds) {}
+        grace_(next_update_grace_seconds),
+        max_validity_(max_validity_seconds) {
+    for (const signer::Signer* signer : signers_) signer_ids_.push_back(signer ? SignerId(*signer) : 0);
+  }
 
   [[nodiscard]] Decision Decide(MDB_txn* txn, const DecodedRequest& request) const;
+  // The id of the responder certificate that answers for issuers.at(index) now.
+  [[nodiscard]] std::uint64_t signer_id(std::size_t index) const { return signer_ids_[index]; }
 
  private:
   const store::Store& store_;
   const store::IssuerDirectory& issuers_;
   std::vector<const signer::Signer*> signers_;
+  std::vector<std::uint64_t> signer_ids_;
   const Clock& clock_;
   UnixSeconds grace_;
+  UnixSeconds max_validity_;
 };
 
 }  // namespace ocsp::responder

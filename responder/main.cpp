@@ -4,12 +4,15 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "common/log.h"
 #include "common/openssl.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "responder/authority.h"
+#include "responder/presigner.h"
+#include "responder/response_writer.h"
 #include "responder/server.h"
 #include "responder/signing_pool.h"
 #include "signer/signer.h"
@@ -72,9 +75,16 @@ int Serve(const std::string& config_path, bool check_only) {
   std::vector<const signer::Signer*> signers;
   for (const auto& signer : appliance->signers) signers.push_back(signer.get());
   responder::StatusAuthority authority(*store, appliance->issuers, std::move(signers), clock,
-                                       config->next_update_grace_seconds);
+                                       config->next_update_grace_seconds, config->max_response_validity_seconds);
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
-  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock});
+  std::unique_ptr<responder::ResponseWriter> writer;
+  std::unique_ptr<responder::Presigner> presigner;
+  if (config->presign.enabled) {
+    writer = std::make_unique<responder::ResponseWriter>(*store, config->presign.max_good_responses);
+    presigner = std::make_unique<responder::Presigner>(*store, appliance->issuers, authority, *writer, clock,
+                                                       responder::PresignOptionsFrom(config->presign));
+  }
+  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock, writer.get()});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
@@ -89,7 +99,10 @@ int Serve(const std::string& config_path, bool check_only) {
     address.port = (*server)->metrics_port();
     Log(LogLevel::kInfo, "metrics_listening", {{"address", address.ToString()}});
   }
+  if (presigner) presigner->Start();
   (*server)->Run();
+  if (presigner) presigner->Stop();
+  if (writer) writer->Stop();
   Log(LogLevel::kInfo, "stopped");
   return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "responder/libevent.h"
+#include "responder/presigner.h"
 
 namespace ocsp::responder {
 
@@ -230,9 +231,9 @@ class Worker {
       return;
     }
     pending->decision = dependencies_.authority.Decide(txn_->get(), pending->decoded);
-    txn_->Reset();  // a snapshot held longer would pin old pages while imports run
 
     if (const auto& exception = pending->decision.exception) {
+      txn_->Reset();
       if (*exception != signer::ResponseStatus::kUnauthorized) {
         Log(LogLevel::kDebug, "exception_answer", {{"why", pending->decision.reason}});
       }
@@ -240,17 +241,74 @@ class Worker {
       return;
     }
 
+    // The nonce decides between the stored response and a fresh signature.
+    bool echo_nonce = false;
+    if (pending->decoded.nonce && config_.nonce == config::NonceMode::kHonour) {
+      if (TakeNonceToken()) {
+        echo_nonce = true;
+      } else if (config_.nonce_over_budget == config::NonceOverBudget::kTryLater) {
+        txn_->Reset();
+        SendException(request, signer::ResponseStatus::kTryLater, method, started);
+        return;
+      }
+    }
+    if (!echo_nonce && ServeStored(request, *pending)) {
+      txn_->Reset();
+      return;
+    }
+    txn_->Reset();  // a snapshot held longer would pin old pages while imports run
+    if (!echo_nonce) pending->decoded.nonce.reset();  // ignored: the response can then be kept and reused
+
     Worker* worker = this;
     const bool accepted = dependencies_.signing_pool.TrySubmit([worker, pending] {
       const auto sign_started = Steady::now();
+      const UnixSeconds now = worker->dependencies_.clock.Now();
       pending->signed_response =
-          pending->decision.signer->Sign(pending->decision.answers, pending->decoded.nonce,
-                                         worker->dependencies_.clock.Now());
+          pending->decision.signer->Sign(pending->decision.answers, pending->decoded.nonce, now);
       worker->dependencies_.metrics.ObserveSignature(
           std::chrono::duration<double>(Steady::now() - sign_started).count());
+      if (pending->signed_response && !pending->decoded.nonce && worker->dependencies_.writer != nullptr &&
+          pending->decoded.certs.size() == 1) {
+        if (auto keep = KeepableResponse(pending->decision, pending->decoded.certs.front(),
+                                         *pending->signed_response, now)) {
+          worker->dependencies_.writer->Enqueue(std::move(*keep));
+        }
+      }
       worker->PostCompletion(pending);
     });
     if (!accepted) SendException(request, signer::ResponseStatus::kTryLater, method, started);
+  }
+
+  // Serves the stored response for a one-CertID request when it states exactly what the store holds now
+  // (the read transaction is still open). Copies the stored bytes; allocates nothing else.
+  bool ServeStored(evhttp_request* request, const PendingResponse& pending) {
+    const Decision& decision = pending.decision;
+    if (pending.decoded.certs.size() != 1 || decision.answers.size() != 1 || decision.issuer_no == 0) return false;
+    const RequestedCert& cert = pending.decoded.certs.front();
+    if (!cert.algorithm) return false;
+    auto stored = dependencies_.store.GetResponse(txn_->get(), decision.issuer_no, *cert.algorithm, cert.serial);
+    if (!stored || !*stored) return false;
+    const UnixSeconds now = dependencies_.clock.Now();
+    if (!StoredResponseServes((*stored)->info, decision.answers.front(), decision.signer_id, now)) return false;
+    SendOcsp(request, (*stored)->der, (*stored)->info.next_update);
+    Observe(pending.method, decision.outcome, pending.started);
+    const auto hour = static_cast<std::uint32_t>(now / 3600);
+    if ((*stored)->info.status == store::StoredStatus::kGood && (*stored)->info.requested_hour < hour &&
+        dependencies_.writer != nullptr) {
+      dependencies_.writer->EnqueueTouch(decision.issuer_no, *cert.algorithm, cert.serial, hour);
+    }
+    return true;
+  }
+
+  // The per-worker share of nonce_signatures_per_second, as a token bucket with one second of burst.
+  bool TakeNonceToken() {
+    const double rate = static_cast<double>(config_.nonce_signatures_per_second) / config_.workers;
+    const auto now = Steady::now();
+    nonce_tokens_ = std::min(rate, nonce_tokens_ + rate * std::chrono::duration<double>(now - nonce_refilled_).count());
+    nonce_refilled_ = now;
+    if (nonce_tokens_ < 1.0) return false;
+    nonce_tokens_ -= 1.0;
+    return true;
   }
 
   void DrainCompletions() {
@@ -321,6 +379,8 @@ class Worker {
   EventPtr wake_;
   EvbufferPtr output_;
   std::optional<store::ReadTxn> txn_;
+  double nonce_tokens_ = 0;
+  Steady::time_point nonce_refilled_ = Steady::now();
   std::mutex completions_mutex_;
   std::vector<std::shared_ptr<PendingResponse>> completions_;
   std::thread thread_;

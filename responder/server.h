@@ -2,9 +2,11 @@
 // listener.
 //
 // Each worker thread owns an event_base, an evhttp and its own SO_REUSEPORT socket on the OCSP address, and a
-// read transaction it resets and renews per request. A worker decodes, asks the StatusAuthority, and hands
-// signing to the SigningPool; the signed bytes come back through the worker's completion queue and are sent
-// from its own loop. The main thread runs a control loop: signals and /metrics.
+// read transaction it resets and renews per request. A worker decodes, asks the StatusAuthority, and serves
+// the stored response when one states exactly what the store holds now; otherwise it hands signing to the
+// SigningPool, and the signed bytes come back through the worker's completion queue and are sent from its own
+// loop (and kept in the store through the ResponseWriter). A request's nonce is ignored or honoured within a
+// per-worker signing budget, as configured. The main thread runs a control loop: signals and /metrics.
 // Thread safety: Start and Run from the main thread; RequestStop from any thread.
 #pragma once
 
@@ -18,6 +20,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "responder/authority.h"
+#include "responder/response_writer.h"
 #include "responder/signing_pool.h"
 #include "store/store.h"
 
@@ -29,6 +32,8 @@ struct ServerDependencies {
   metrics::ResponderMetrics& metrics;
   SigningPool& signing_pool;
   const Clock& clock;
+  // Keeps what is signed on demand (nullptr: nothing is kept, every answer is signed).
+  ResponseWriter* writer = nullptr;
 };
 
 class Worker;

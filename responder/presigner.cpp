@@ -1,0 +1,295 @@
+#include "responder/presigner.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <queue>
+
+#include "common/log.h"
+
+namespace ocsp::responder {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+// Newest revocation on top of a min-heap of the batch kept so far: the oldest is the one to push out.
+struct NewerFirst {
+  template <typename C>
+  bool operator()(const C& a, const C& b) const {
+    return a.revocation_time > b.revocation_time;
+  }
+};
+
+void LowerPriority() {
+  // SCHED_IDLE: the scheduler runs these threads only when nothing else wants the core.
+  sched_param param{};
+  param.sched_priority = 0;
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+}
+
+}  // namespace
+
+PresignOptions PresignOptionsFrom(const config::PresignConfig& config) {
+  PresignOptions options;
+  options.threads = config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  options.algorithms.clear();
+  for (const std::string& name : config.hash_algorithms) {
+    options.algorithms.push_back(name == "sha256" ? store::HashAlgorithm::kSha256 : store::HashAlgorithm::kSha1);
+  }
+  options.resign_lead_seconds = config.resign_lead_seconds;
+  options.scan_interval_seconds = config.scan_interval_seconds;
+  options.batch = config.batch;
+  return options;
+}
+
+std::optional<ResponseToStore> KeepableResponse(const Decision& decision, const RequestedCert& cert, Bytes der,
+                                                UnixSeconds produced_at) {
+  if (decision.exception || decision.answers.size() != 1 || decision.issuer_no == 0 || !cert.algorithm) {
+    return std::nullopt;
+  }
+  const signer::SingleAnswer& answer = decision.answers.front();
+  if (answer.status == signer::CertStatus::kUnknown || !answer.next_update) return std::nullopt;
+  ResponseToStore keep;
+  keep.issuer_no = decision.issuer_no;
+  keep.algorithm = *cert.algorithm;
+  keep.serial = cert.serial;
+  keep.info.status =
+      answer.status == signer::CertStatus::kGood ? store::StoredStatus::kGood : store::StoredStatus::kRevoked;
+  keep.info.revocation_time = answer.status == signer::CertStatus::kRevoked ? answer.revocation_time : 0;
+  if (answer.status == signer::CertStatus::kRevoked && answer.reason) {
+    keep.info.reason = static_cast<store::Reason>(*answer.reason);
+  }
+  keep.info.signer_id = decision.signer_id;
+  keep.info.this_update = answer.this_update;
+  keep.info.next_update = *answer.next_update;
+  keep.info.produced_at = produced_at;
+  keep.info.requested_hour = static_cast<std::uint32_t>(produced_at / 3600);
+  keep.der = std::move(der);
+  return keep;
+}
+
+Presigner::Presigner(const store::Store& store, const store::IssuerDirectory& issuers,
+                     const StatusAuthority& authority, ResponseWriter& writer, const Clock& clock,
+                     PresignOptions options)
+    : store_(store), issuers_(issuers), authority_(authority), writer_(writer), clock_(clock),
+      options_(std::move(options)) {
+  if (options_.threads == 0) options_.threads = 1;
+  for (std::size_t i = 0; i < issuers_.size(); ++i) {
+    auto certificate = ParseCertificate(issuers_.at(i).certificate_der);
+    issuer_certificates_.push_back(certificate ? std::move(*certificate) : nullptr);
+  }
+}
+
+Presigner::~Presigner() { Stop(); }
+
+void Presigner::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Presigner::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Presigner::Wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
+}
+
+PresignProgress Presigner::progress() const {
+  return PresignProgress{signed_.load(), failed_.load(), skipped_.load(), scans_.load(), signing_seconds_.load()};
+}
+
+Result<std::vector<Presigner::Candidate>> Presigner::Scan(bool& more) {
+  ++scans_;
+  more = false;
+  const UnixSeconds now = clock_.Now();
+  auto txn = store_.BeginRead();
+  if (!txn) return std::unexpected(txn.error());
+  std::priority_queue<Candidate, std::vector<Candidate>, NewerFirst> revoked;
+  std::vector<Candidate> good;
+  std::size_t wanted_revoked = 0;
+
+  for (std::size_t index = 0; index < issuers_.size(); ++index) {
+    if (!issuer_certificates_[index]) continue;
+    auto state = store_.GetIssuerState(txn->get(), issuers_.at(index).id);
+    if (!state) return std::unexpected(state.error());
+    if (!*state || (*state)->coverage.oldest_this_update == 0) continue;  // no CRL yet: nothing to presign
+    const std::uint64_t signer_id = authority_.signer_id(index);
+    const UnixSeconds current_this_update = std::min((*state)->coverage.oldest_this_update, now);
+    // A stored response needs signing again when another responder certificate is in use, or when the store
+    // holds a newer CRL state and the response is within the lead of its nextUpdate.
+    auto stale = [&](const store::StoredResponseInfo& info) {
+      return info.signer_id != signer_id || info.next_update <= now ||
+             (info.this_update < current_this_update && now >= info.next_update - options_.resign_lead_seconds);
+    };
+    auto walked = store_.WalkRevoked(
+        txn->get(), (*state)->issuer_no,
+        [&](ByteView serial, const store::RevokedEntry& entry, const auto& stored) {
+          for (store::HashAlgorithm algorithm : options_.algorithms) {
+            const auto& info = stored[static_cast<std::size_t>(algorithm) - 1];
+            if (info && !stale(*info)) continue;
+            ++wanted_revoked;
+            Candidate candidate{index, algorithm, {}, std::max<UnixSeconds>(entry.revocation_time, 1)};
+            if (revoked.size() < options_.batch) {
+              candidate.serial.assign(serial.begin(), serial.end());
+              revoked.push(std::move(candidate));
+            } else if (revoked.top().revocation_time < candidate.revocation_time) {
+              revoked.pop();
+              candidate.serial.assign(serial.begin(), serial.end());
+              revoked.push(std::move(candidate));
+            }
+          }
+        });
+    if (!walked) return std::unexpected(walked.error());
+    auto responses = store_.WalkResponses(
+        txn->get(), (*state)->issuer_no,
+        [&](ByteView serial, store::HashAlgorithm algorithm, const store::StoredResponseInfo& info) {
+          if (info.status != store::StoredStatus::kGood || !stale(info)) return;
+          if (good.size() < options_.batch) good.push_back(Candidate{index, algorithm, Bytes(serial.begin(), serial.end()), 0});
+          else more = true;
+        });
+    if (!responses) return std::unexpected(responses.error());
+  }
+  txn->Reset();
+
+  std::vector<Candidate> batch;
+  batch.reserve(revoked.size() + good.size());
+  while (!revoked.empty()) {
+    batch.push_back(std::move(const_cast<Candidate&>(revoked.top())));
+    revoked.pop();
+  }
+  std::reverse(batch.begin(), batch.end());  // newest revocation first
+  if (wanted_revoked > batch.size()) more = true;
+  for (auto& candidate : good) {
+    if (batch.size() >= options_.batch) {
+      more = true;
+      break;
+    }
+    batch.push_back(std::move(candidate));
+  }
+  return batch;
+}
+
+void Presigner::SignOne(const Candidate& candidate, store::ReadTxn& txn) {
+  const store::IssuerIdentity& identity = issuers_.at(candidate.issuer_index);
+  const X509* ca = issuer_certificates_[candidate.issuer_index].get();
+  auto serial = IntegerFromMagnitude(candidate.serial);
+  UniquePtr<OCSP_CERTID> cert_id(OCSP_cert_id_new(store::Digest(candidate.algorithm), X509_get_subject_name(ca),
+                                                  X509_get0_pubkey_bitstr(ca), serial.get()));
+  if (!cert_id) {
+    ++failed_;
+    return;
+  }
+  DecodedRequest request;
+  const auto& hashes = identity.HashesFor(candidate.algorithm);
+  request.certs.push_back(RequestedCert{cert_id.get(), candidate.algorithm, hashes.name_hash, hashes.key_hash,
+                                        candidate.serial});
+  if (auto renewed = txn.Renew(); !renewed) {
+    ++failed_;
+    return;
+  }
+  const Decision decision = authority_.Decide(txn.get(), request);
+  txn.Reset();
+  if (decision.exception || decision.answers.size() != 1 ||
+      decision.answers.front().status == signer::CertStatus::kUnknown) {
+    ++skipped_;  // the store changed since the scan (or the issuer is not answerable now)
+    return;
+  }
+  const UnixSeconds now = clock_.Now();
+  auto der = decision.signer->Sign(decision.answers, std::nullopt, now);
+  if (!der) {
+    ++failed_;
+    Log(LogLevel::kError, "presign_failed", {{"error", der.error().Describe()}});
+    return;
+  }
+  auto keep = KeepableResponse(decision, request.certs.front(), std::move(*der), now);
+  if (!keep) {
+    ++skipped_;
+    return;
+  }
+  // A full queue means the writer is behind: wait for it rather than sign what would be thrown away.
+  while (!writer_.Enqueue(*keep)) writer_.Flush();
+  ++signed_;
+}
+
+void Presigner::SignAll(const std::vector<Candidate>& candidates) {
+  const auto started = Steady::now();
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    if (options_.idle_priority) LowerPriority();
+    auto txn = store_.BeginRead();
+    if (!txn) {
+      Log(LogLevel::kError, "presign_failed", {{"error", txn.error().Describe()}});
+      return;
+    }
+    txn->Reset();
+    for (std::size_t i = next++; i < candidates.size(); i = next++) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+      }
+      SignOne(candidates[i], *txn);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < options_.threads; ++i) threads.emplace_back(work);
+  for (auto& thread : threads) thread.join();
+  writer_.Flush();  // the next scan must see what this one signed
+  signing_seconds_ = signing_seconds_.load() + std::chrono::duration<double>(Steady::now() - started).count();
+}
+
+Result<PresignProgress> Presigner::RunUntilDone() {
+  while (true) {
+    bool more = false;
+    auto candidates = Scan(more);
+    if (!candidates) return std::unexpected(candidates.error());
+    if (candidates->empty()) break;
+    const std::uint64_t before = signed_.load();
+    SignAll(*candidates);
+    // Nothing signed from a non-empty batch: what is left cannot be signed now (an issuer not answerable).
+    if (signed_.load() == before) break;
+  }
+  return progress();
+}
+
+void Presigner::Loop() {
+  bool more = false;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      if (!more) {
+        wake_.wait_for(lock, std::chrono::seconds(options_.scan_interval_seconds),
+                       [&] { return stopping_ || woken_; });
+      }
+      if (stopping_) return;
+      woken_ = false;
+    }
+    auto candidates = Scan(more);
+    if (!candidates) {
+      Log(LogLevel::kError, "presign_scan_failed", {{"error", candidates.error().Describe()}});
+      more = false;
+      continue;
+    }
+    if (candidates->empty()) {
+      more = false;
+      continue;
+    }
+    const std::uint64_t before = signed_.load();
+    SignAll(*candidates);
+    const std::uint64_t done = signed_.load() - before;
+    if (done == 0) more = false;  // nothing could be signed: wait for the store to change
+    Log(LogLevel::kInfo, "presigned", {{"responses", std::to_string(done)}, {"more", more ? "yes" : "no"}});
+  }
+}
+
+}  // namespace ocsp::responder

@@ -1,0 +1,100 @@
+// Presigner: signs responses into the store ahead of the requests for them.
+//
+// After each import it signs a response for every revoked entry that has none (or only one from an older
+// CRL state or another responder certificate), newest revocations first, in batches; and it re-signs stored
+// good responses from a newer CRL before their nextUpdate comes within the configured lead. Every response is
+// decided by the StatusAuthority, exactly as a request would be, and written by the ResponseWriter, which
+// checks it against the store once more. The walk over the store takes a read snapshot only while it walks;
+// signing happens outside any snapshot, so old pages are never pinned through a long signing run.
+// Threads: one scheduling thread plus `threads` signing threads at idle priority, which take the CPU only
+// when serving and on-demand signing leave it free.
+// Thread safety: Start/Stop/RunUntilDone from one thread; Wake from any.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/openssl.h"
+#include "common/result.h"
+#include "config/config.h"
+#include "responder/authority.h"
+#include "responder/response_writer.h"
+#include "store/issuer.h"
+#include "store/store.h"
+
+namespace ocsp::responder {
+
+struct PresignOptions {
+  unsigned threads = 1;
+  std::vector<store::HashAlgorithm> algorithms{store::HashAlgorithm::kSha1};
+  UnixSeconds resign_lead_seconds = 12 * 3600;
+  unsigned scan_interval_seconds = 30;
+  std::size_t batch = 4096;
+  bool idle_priority = true;
+};
+
+PresignOptions PresignOptionsFrom(const config::PresignConfig& config);
+
+struct PresignProgress {
+  std::uint64_t signed_responses = 0;
+  std::uint64_t failed = 0;   // signing failed (logged)
+  std::uint64_t skipped = 0;  // the authority no longer answered the same (an import in between)
+  std::uint64_t scans = 0;
+  double signing_seconds = 0;  // wall time spent in signing phases
+};
+
+// What to keep of a signed answer, or nullopt when it is not worth keeping (unknown, several CertIDs, no
+// nextUpdate, no store record for the issuer).
+std::optional<ResponseToStore> KeepableResponse(const Decision& decision, const RequestedCert& cert, Bytes der,
+                                                UnixSeconds produced_at);
+
+class Presigner {
+ public:
+  Presigner(const store::Store& store, const store::IssuerDirectory& issuers, const StatusAuthority& authority,
+            ResponseWriter& writer, const Clock& clock, PresignOptions options);
+  ~Presigner();
+  Presigner(const Presigner&) = delete;
+  Presigner& operator=(const Presigner&) = delete;
+
+  void Start();
+  void Stop();
+  void Wake();
+  // Scans and signs until a scan finds nothing to do (ocspctl presign, tests, benchmarks).
+  Result<PresignProgress> RunUntilDone();
+  [[nodiscard]] PresignProgress progress() const;
+
+ private:
+  struct Candidate {
+    std::size_t issuer_index;
+    store::HashAlgorithm algorithm;
+    Bytes serial;
+    UnixSeconds revocation_time;  // 0 for good responses: they come after every revoked one
+  };
+  // Up to options_.batch candidates, newest revocations first; `more` when the batch was full.
+  Result<std::vector<Candidate>> Scan(bool& more);
+  void SignAll(const std::vector<Candidate>& candidates);
+  void SignOne(const Candidate& candidate, store::ReadTxn& txn);
+  void Loop();
+
+  const store::Store& store_;
+  const store::IssuerDirectory& issuers_;
+  const StatusAuthority& authority_;
+  ResponseWriter& writer_;
+  const Clock& clock_;
+  PresignOptions options_;
+  std::vector<UniquePtr<X509>> issuer_certificates_;  // parallel to issuers_, for building CertIDs
+
+  std::atomic<std::uint64_t> signed_{0}, failed_{0}, skipped_{0}, scans_{0};
+  std::atomic<double> signing_seconds_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ocsp::responder
