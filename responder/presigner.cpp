@@ -248,6 +248,15 @@ void Presigner::SignAll(const std::vector<Candidate>& candidates) {
   signing_seconds_ = signing_seconds_.load() + std::chrono::duration<double>(Steady::now() - started).count();
 }
 
+Result<std::uint64_t> Presigner::RunOnce() {
+  bool more = false;
+  auto candidates = Scan(more);
+  if (!candidates) return std::unexpected(candidates.error());
+  const std::uint64_t before = signed_.load();
+  SignAll(*candidates);
+  return signed_.load() - before;
+}
+
 Result<PresignProgress> Presigner::RunUntilDone() {
   while (true) {
     bool more = false;

@@ -65,6 +65,8 @@ class Presigner {
   void Wake();
   // Scans and signs until a scan finds nothing to do (ocspctl presign, tests, benchmarks).
   Result<PresignProgress> RunUntilDone();
+  // One scan and the signing of its batch; returns how many responses were signed and kept.
+  Result<std::uint64_t> RunOnce();
   [[nodiscard]] PresignProgress progress() const;
 
  private:

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "tests/integration/process.h"
 #include "tests/support/test_pki.h"
@@ -54,6 +55,9 @@ path = "store"
 map_size_mib = 64
 [metrics]
 listen = "127.0.0.1:0"
+[presign]
+threads = 1
+scan_interval_seconds = 1
 [[issuer]]
 name = "test-signing-ca"
 certificate = "ca.pem"
@@ -121,6 +125,29 @@ responder_key = "responder.key"
     std::vector<std::string> argv{"curl", "-s", "-o", body.string(), "-D", headers.string(), "-w", "%{http_code}"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return Run(argv).output;
+  }
+
+  // POSTs a one-CertID request (SHA-1) with curl; returns the response body.
+  Bytes Post(std::uint64_t serial, std::optional<Bytes> nonce = std::nullopt) const {
+    const auto request = dir_.path() / "request.der";
+    const auto body = dir_.path() / "response.der";
+    WriteFile(request, MakeRequest(ca_.certificate.get(), {Serial(serial)}, EVP_sha1(), std::move(nonce)));
+    const std::string code = Curl({"--data-binary", "@" + request.string(), "-H",
+                                   "Content-Type: application/ocsp-request", url_},
+                                  body);
+    REQUIRE(code == "200");
+    std::ifstream in(body, std::ios::binary);
+    return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  // Rewrites one line of the configuration (before Start).
+  void EditConfig(const std::string& line, const std::string& replacement) const {
+    std::ifstream in(config_path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find(line);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, line.size(), replacement);
+    WriteFile(config_path(), text);
   }
 
   [[nodiscard]] std::filesystem::path path(const std::string& name) const { return dir_.path() / name; }
@@ -392,4 +419,62 @@ TEST_CASE("integration: --check-config names what is wrong") {
   CommandResult bad = Run({OCSP_RESPONDER_BINARY, "--config", appliance.config_path().string(), "--check-config"});
   CHECK(bad.exit_code == 2);
   CHECK(Contains(bad.output, "readable or writable by others"));
+}
+
+TEST_CASE("integration: a kept response is served again byte for byte, until an import changes the serial") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const Bytes first = appliance.Post(0x1006);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a fresh signature would have a later producedAt
+  CHECK(appliance.Post(0x1006) == first);
+  // The presigner signs the revoked serials in the background: they too come back identical.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const Bytes revoked = appliance.Post(0x1002);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(appliance.Post(0x1002) == revoked);
+
+  CrlOptions next = appliance.StandardCrl();
+  next.number = 11;
+  next.revoked.push_back({Serial(0x1006), appliance.now_ - 60, 1, std::nullopt});
+  appliance.WriteCrl("next.der", next);
+  REQUIRE(appliance.Import("next.der").exit_code == 0);
+  CHECK(appliance.Post(0x1006) != first);
+  const CommandResult result = appliance.Query({0x1006});
+  INFO(result.output);
+  CHECK(Contains(result.output, "Response verify OK"));
+  CHECK(Contains(result.output, "0x1006: revoked"));
+  CHECK(Contains(result.output, "Reason: keyCompromise"));
+}
+
+TEST_CASE("integration: nonces are ignored by default and echoed when honoured") {
+  SUBCASE("ignore (the default): the kept response, without the nonce") {
+    Appliance appliance;
+    REQUIRE(appliance.Import("crl.der").exit_code == 0);
+    const CommandResult result = appliance.Query({0x1006});
+    INFO(result.output);
+    CHECK(Contains(result.output, "Response verify OK"));
+    CHECK(Contains(result.output, "WARNING: no nonce in response"));
+  }
+  SUBCASE("honour: a fresh response that echoes it, which openssl checks") {
+    Appliance appliance(/*start=*/false);
+    appliance.EditConfig("signer_threads = 2", "signer_threads = 2\nnonce = \"honour\"");
+    appliance.Start();
+    REQUIRE(appliance.Import("crl.der").exit_code == 0);
+    const CommandResult result = appliance.Query({0x1006});
+    INFO(result.output);
+    CHECK(Contains(result.output, "Response verify OK"));
+    CHECK_FALSE(Contains(result.output, "nonce"));
+    CHECK(Contains(result.output, "0x1006: good"));
+  }
+  SUBCASE("honour with no budget: tryLater when so configured") {
+    Appliance appliance(/*start=*/false);
+    appliance.EditConfig("signer_threads = 2",
+                         "signer_threads = 2\nnonce = \"honour\"\nnonce_signatures_per_second = 0\n"
+                         "nonce_over_budget = \"tryLater\"");
+    appliance.Start();
+    REQUIRE(appliance.Import("crl.der").exit_code == 0);
+    const CommandResult result = appliance.Query({0x1006});
+    INFO(result.output);
+    CHECK(Contains(result.output, "Responder Error: trylater (3)"));
+  }
 }
