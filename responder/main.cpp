@@ -10,6 +10,7 @@
 #include "common/openssl.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "responder/appliance.h"
 #include "responder/authority.h"
 #include "responder/presigner.h"
 #include "responder/response_writer.h"
@@ -26,28 +27,6 @@ namespace {
 
 using namespace ocsp;
 
-// Everything the configuration names, loaded and checked.
-struct Appliance {
-  store::IssuerDirectory issuers;
-  std::vector<std::unique_ptr<signer::Signer>> signers;  // parallel to issuers
-};
-
-Result<Appliance> LoadIssuers(const config::Config& config, UnixSeconds now) {
-  Appliance appliance;
-  if (config.issuers.empty()) return Fail(ErrorCode::kInvalidArgument, "no [[issuer]] is configured");
-  for (const config::IssuerConfig& issuer : config.issuers) {
-    auto ca = LoadCertificate(issuer.certificate);
-    if (!ca) return Fail(ca.error().code, "issuer " + issuer.name + ": " + ca.error().message);
-    auto identity = store::IssuerIdentity::FromCertificate(ca->get());
-    if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
-    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
-    if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
-    if (auto added = appliance.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
-    appliance.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
-  }
-  return appliance;
-}
-
 int Serve(const std::string& config_path, bool check_only) {
   auto config = config::LoadConfig(config_path);
   if (!config) {
@@ -55,7 +34,7 @@ int Serve(const std::string& config_path, bool check_only) {
     return 2;
   }
   SystemClock clock;
-  auto appliance = LoadIssuers(*config, clock.Now());
+  auto appliance = responder::LoadIssuers(*config, clock.Now());
   if (!appliance) {
     std::cerr << "ocsp-responder: " << appliance.error().message << "\n";
     return 2;
@@ -72,9 +51,7 @@ int Serve(const std::string& config_path, bool check_only) {
     return 1;
   }
   metrics::ResponderMetrics metrics(OCSP_VERSION);
-  std::vector<const signer::Signer*> signers;
-  for (const auto& signer : appliance->signers) signers.push_back(signer.get());
-  responder::StatusAuthority authority(*store, appliance->issuers, std::move(signers), clock,
+  responder::StatusAuthority authority(*store, appliance->issuers, appliance->signer_pointers(), clock,
                                        config->next_update_grace_seconds, config->max_response_validity_seconds);
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
   std::unique_ptr<responder::ResponseWriter> writer;

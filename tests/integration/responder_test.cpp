@@ -478,3 +478,31 @@ TEST_CASE("integration: nonces are ignored by default and echoed when honoured")
     CHECK(Contains(result.output, "Responder Error: trylater (3)"));
   }
 }
+
+TEST_CASE("integration: ocspctl presign signs every revoked serial before the responder starts") {
+  Appliance appliance(/*start=*/false);
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const CommandResult presigned =
+      Run({OCSP_CTL_BINARY, "--config", appliance.config_path().string(), "presign", "--json", "--threads", "2"});
+  INFO(presigned.output);
+  REQUIRE(presigned.exit_code == 0);
+  CHECK(Contains(presigned.output, "\"signed\":5,"));  // 0x1002, 0x1003, 0x1004, 0x1005, 0x1007
+  CHECK(Contains(presigned.output, "\"stored_revoked\":5}"));
+  const CommandResult again =
+      Run({OCSP_CTL_BINARY, "--config", appliance.config_path().string(), "presign", "--json"});
+  CHECK(Contains(again.output, "\"signed\":0,"));  // nothing left to do
+
+  appliance.Start();
+  const CommandResult result = appliance.Query({0x1002, 0x1005});
+  INFO(result.output);
+  CHECK(Contains(result.output, "Response verify OK"));
+  CHECK(Contains(result.output, "0x1002: revoked"));
+  CHECK(Contains(result.output, "0x1005: revoked"));
+  const Bytes stored = appliance.Post(0x1003);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(appliance.Post(0x1003) == stored);
+
+  const CommandResult usage = Run({OCSP_CTL_BINARY, "--store", appliance.path("store").string(), "presign"});
+  CHECK(usage.exit_code == 2);
+  CHECK(Contains(usage.output, "needs --config"));
+}

@@ -1,0 +1,29 @@
+#include "responder/appliance.h"
+
+#include "common/openssl.h"
+
+namespace ocsp::responder {
+
+std::vector<const signer::Signer*> LoadedIssuers::signer_pointers() const {
+  std::vector<const signer::Signer*> pointers;
+  for (const auto& signer : signers) pointers.push_back(signer.get());
+  return pointers;
+}
+
+Result<LoadedIssuers> LoadIssuers(const config::Config& config, UnixSeconds now) {
+  LoadedIssuers loaded;
+  if (config.issuers.empty()) return Fail(ErrorCode::kInvalidArgument, "no [[issuer]] is configured");
+  for (const config::IssuerConfig& issuer : config.issuers) {
+    auto ca = LoadCertificate(issuer.certificate);
+    if (!ca) return Fail(ca.error().code, "issuer " + issuer.name + ": " + ca.error().message);
+    auto identity = store::IssuerIdentity::FromCertificate(ca->get());
+    if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
+    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
+    if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
+    if (auto added = loaded.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
+    loaded.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
+  }
+  return loaded;
+}
+
+}  // namespace ocsp::responder
