@@ -160,7 +160,8 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     const std::string where = "responder.";
     RejectUnknownKeys(*responder,
                       {"listen", "workers", "signer_threads", "max_request_bytes", "max_pending_signatures",
-                       "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds"},
+                       "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds",
+                       "drain_timeout_seconds"},
                       where);
     if (auto listen = String(*responder, "listen", where)) config.listen = Listen(*listen, where + "listen");
     config.workers = Integer<unsigned>(*responder, "workers", config.workers, 1, 256, where);
@@ -175,6 +176,8 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
         Integer<unsigned>(*responder, "http_timeout_seconds", config.http_timeout_seconds, 1, 3600, where);
     config.next_update_grace_seconds = Integer<UnixSeconds>(
         *responder, "next_update_grace_seconds", config.next_update_grace_seconds, 0, 7 * 86400, where);
+    config.drain_timeout_seconds =
+        Integer<unsigned>(*responder, "drain_timeout_seconds", config.drain_timeout_seconds, 0, 3600, where);
   }
 
   if (const toml::table* store = Table(root, "store")) {

@@ -11,6 +11,7 @@
 #include "metrics/metrics.h"
 #include "responder/authority.h"
 #include "responder/server.h"
+#include "responder/service_notify.h"
 #include "responder/signing_pool.h"
 #include "signer/signer.h"
 #include "store/store.h"
@@ -63,6 +64,15 @@ int Serve(const std::string& config_path, bool check_only) {
     return 0;
   }
 
+  // Taken first: the LISTEN_* variables must be gone before any thread or child could see them.
+  auto sockets = responder::TakeListenSockets();
+  if (!sockets) {
+    std::cerr << "ocsp-responder: " << sockets.error().Describe() << "\n";
+    return 2;
+  }
+  const bool socket_activated = sockets->ocsp.get() >= 0;
+  const auto notifier = responder::ServiceNotifier::FromEnvironment();
+
   auto store = store::Store::Open(config->store_path, {config->map_size_bytes, false});
   if (!store) {
     std::cerr << "ocsp-responder: " << store.error().Describe() << "\n";
@@ -74,21 +84,28 @@ int Serve(const std::string& config_path, bool check_only) {
   responder::StatusAuthority authority(*store, appliance->issuers, std::move(signers), clock,
                                        config->next_update_grace_seconds);
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
-  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock});
+  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock},
+                                        {&notifier, std::move(*sockets)});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
   }
   config::ListenAddress ocsp = config->listen;
   ocsp.port = (*server)->ocsp_port();
+  if (socket_activated) ocsp.host = "systemd";  // the passed socket's address is the .socket unit's business
   Log(LogLevel::kInfo, "listening",
       {{"address", ocsp.ToString()}, {"workers", std::to_string(config->workers)},
+       {"socket_activated", socket_activated ? "yes" : "no"},
+       {"watchdog_usec", notifier.watchdog_interval() ? std::to_string(notifier.watchdog_interval()->count()) : "off"},
        {"issuers", std::to_string(config->issuers.size())}, {"version", OCSP_VERSION}});
   if (config->metrics_listen) {
     config::ListenAddress address = *config->metrics_listen;
     address.port = (*server)->metrics_port();
     Log(LogLevel::kInfo, "metrics_listening", {{"address", address.ToString()}});
   }
+  notifier.Ready();
+  notifier.Status("answering for " + std::to_string(config->issuers.size()) + " issuer(s) on " + ocsp.ToString() +
+                  " with " + std::to_string(config->workers) + " worker(s)");
   (*server)->Run();
   Log(LogLevel::kInfo, "stopped");
   return 0;
