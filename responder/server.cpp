@@ -215,10 +215,15 @@ class Worker {
       evhttp_del_accept_socket(http_.get(), std::exchange(bound_, nullptr));
       socket_ = Socket();
     }
-    if (in_flight_ == 0 || Steady::now() >= drain_deadline_) {
+    draining_ = true;
+    const auto now = Steady::now();
+    // Leave once nothing has been in flight for 100 ms (replies already queued reach their sockets meanwhile),
+    // or at the deadline whatever is left.
+    if (in_flight_ != 0) quiet_since_.reset();
+    else if (!quiet_since_) quiet_since_ = now;
+    if ((quiet_since_ && now - *quiet_since_ >= std::chrono::milliseconds(100)) || now >= drain_deadline_) {
       event_del(drain_.get());
-      const timeval flush{0, 100000};  // replies already queued get a moment to reach the socket
-      event_base_loopexit(base_.get(), &flush);
+      event_base_loopexit(base_.get(), nullptr);
     }
   }
 
@@ -228,6 +233,8 @@ class Worker {
     const metrics::Method method = command == EVHTTP_REQ_POST  ? metrics::Method::kPost
                                    : command == EVHTTP_REQ_GET ? metrics::Method::kGet
                                                                : metrics::Method::kOther;
+    // While draining, each answer closes its keep-alive connection, so clients reconnect to the next instance.
+    if (draining_) evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
     const std::string_view path = RequestPath(evhttp_request_get_uri(request));
     if (path == "/healthz" || path.starts_with("/healthz?")) {
       SendText(request, HTTP_OK, "ok\n");
@@ -378,6 +385,8 @@ class Worker {
   EventPtr heartbeat_;
   EventPtr drain_;
   Steady::time_point drain_deadline_;
+  bool draining_ = false;                         // loop thread only
+  std::optional<Steady::time_point> quiet_since_;  // loop thread only
   std::size_t in_flight_ = 0;  // handed to the signing pool, reply not sent yet; loop thread only
   std::atomic<Steady::rep> heartbeat_ticks_{0};
   EvbufferPtr output_;
