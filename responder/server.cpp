@@ -461,16 +461,15 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
   event_add(control->sigint.get(), nullptr);
   event_add(control->sigterm.get(), nullptr);
   // Without a handler SIGHUP would end the process; with one, `systemctl reload` reloads.
-  control->sighup.reset(evsignal_new(
-      control->base.get(), SIGHUP, [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->OnReloadSignal(); },
-      server.get()));
+  auto on_hup = [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->OnReloadSignal(); };
+  control->sighup.reset(evsignal_new(control->base.get(), SIGHUP, on_hup, server.get()));
   event_add(control->sighup.get(), nullptr);
   if (heartbeat) {
-    control->watchdog.reset(event_new(
-        control->base.get(), -1, EV_PERSIST,
-        [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->OnWatchdogTick(); }, server.get()));
+    auto on_tick = [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->OnWatchdogTick(); };
+    control->watchdog.reset(event_new(control->base.get(), -1, EV_PERSIST, on_tick, server.get()));
     const auto period = *heartbeat * 2;
-    const timeval tick{static_cast<time_t>(period.count() / 1000000), static_cast<suseconds_t>(period.count() % 1000000)};
+    const timeval tick{static_cast<time_t>(period.count() / 1000000),
+                       static_cast<suseconds_t>(period.count() % 1000000)};
     event_add(control->watchdog.get(), &tick);
   }
 
@@ -534,8 +533,11 @@ void Server::OnReloadSignal() {
   Log(LogLevel::kInfo, "reloading");
   if (notifier_ != nullptr) notifier_->Reloading();
   auto reloaded = ReloadHook();
-  if (!reloaded) Log(LogLevel::kError, "reload_failed", {{"error", reloaded.error().Describe()}, {"kept", "running state"}});
-  else Log(LogLevel::kInfo, "reloaded");
+  if (reloaded) {
+    Log(LogLevel::kInfo, "reloaded");
+  } else {
+    Log(LogLevel::kError, "reload_failed", {{"error", reloaded.error().Describe()}, {"kept", "running state"}});
+  }
   if (notifier_ != nullptr) {
     notifier_->Ready();
     if (!reloaded) notifier_->Status("answering; last reload failed: " + reloaded.error().Describe());
