@@ -57,7 +57,9 @@ certificate = "$WORK/pki/ca.pem"
 responder_certificate = "$WORK/pki/responder.pem"
 responder_key = "$WORK/pki/responder.key"
 TOML
-  "$OCSP_RESPONDER" --config "$WORK/ocsp-responder.toml" >"$WORK/responder.log" 2>&1 &
+  # Created here, not by the child's redirection, which may come after our first read of it.
+  : > "$WORK/responder.log"
+  "$OCSP_RESPONDER" --config "$WORK/ocsp-responder.toml" >>"$WORK/responder.log" 2>&1 &
   RESPONDER_PID=$!
   local port=
   for _ in $(seq 200); do
