@@ -233,7 +233,9 @@ int Status(Context& context) {
               << ",\"store_bytes\":" << (size_error ? 0 : store_bytes) << ",\"issuers\":[";
   } else {
     std::cout << "store " << context.store_directory.string() << ": " << issuers->size() << " issuer(s), "
-              << (size_error ? std::string("size unknown") : std::to_string(store_bytes / (1024 * 1024)) + " MiB")
+              << (size_error                   ? std::string("size unknown")
+                  : store_bytes < (1u << 20) ? std::to_string(store_bytes / 1024) + " KiB"
+                                               : std::to_string(store_bytes >> 20) + " MiB")
               << "\n";
   }
   bool first = true;

@@ -48,6 +48,13 @@ expect_exit 0 ctl status
 grep -q 'configured as demo-ca, signed by CN=Demo OCSP Responder' <<<"$out" || fail "status: $out"
 echo "ok: status"
 
+# The backup docs/operations.md prescribes: mdb_copy -c of the live store opens and shows the same issuer.
+mkdir "$WORK/backup"
+mdb_copy -c "$WORK/store" "$WORK/backup" || fail "mdb_copy -c failed"
+expect_exit 0 "$OCSP_CTL" --store "$WORK/backup" --json status
+grep -q '"entries":4' <<<"$out" || fail "the mdb_copy backup does not hold the 4 revocations: $out"
+echo "ok: an mdb_copy backup opens"
+
 for command in import sync status lookup history partitions compromise check-config; do
   expect_exit 0 "$OCSP_CTL" "$command" --help
   grep -q '^Exit codes:' <<<"$out" || fail "$command --help does not document the exit codes"
