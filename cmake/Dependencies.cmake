@@ -5,6 +5,7 @@ find_package(OpenSSL 3.0 REQUIRED)
 find_package(Threads REQUIRED)
 find_package(CURL REQUIRED)  # ocspctl sync: libcurl4-openssl-dev, so TLS is OpenSSL's like the rest
 pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)
+pkg_check_modules(LIBSYSTEMD REQUIRED IMPORTED_TARGET libsystemd)  # sd_notify, sd_listen_fds: libsystemd-dev
 pkg_check_modules(LIBEVENT REQUIRED IMPORTED_TARGET libevent_core>=2.1 libevent_extra>=2.1
                   libevent_pthreads>=2.1)
 find_package(prometheus-cpp CONFIG REQUIRED)

@@ -161,7 +161,8 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     RejectUnknownKeys(*responder,
                       {"listen", "workers", "signer_threads", "max_request_bytes", "max_pending_signatures",
                        "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds",
-                       "max_response_validity_seconds", "nonce", "nonce_signatures_per_second", "nonce_over_budget"},
+                       "max_response_validity_seconds", "nonce", "nonce_signatures_per_second", "nonce_over_budget",
+                       "drain_timeout_seconds"},
                       where);
     if (auto listen = String(*responder, "listen", where)) config.listen = Listen(*listen, where + "listen");
     config.workers = Integer<unsigned>(*responder, "workers", config.workers, 1, 256, where);
@@ -198,6 +199,8 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
         throw ConfigError{where + "nonce_over_budget = \"" + *over + "\" is neither \"stored\" nor \"tryLater\""};
       }
     }
+    config.drain_timeout_seconds =
+        Integer<unsigned>(*responder, "drain_timeout_seconds", config.drain_timeout_seconds, 0, 3600, where);
   }
 
   if (const toml::table* presign = Table(root, "presign")) {

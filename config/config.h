@@ -78,6 +78,9 @@ struct Config {
   std::size_t max_pending_signatures = 256;
   unsigned max_certids_per_request = 8;
   unsigned http_timeout_seconds = 30;
+  // On SIGTERM: how long in-flight requests may take to finish before the process leaves anyway. Keep it below
+  // the unit's TimeoutStopSec=.
+  unsigned drain_timeout_seconds = 10;
   // How long after the CRL's nextUpdate answers are still signed (0: none). Past it: tryLater.
   UnixSeconds next_update_grace_seconds = 0;
   // A response's nextUpdate is at most this long after its thisUpdate (and never beyond the CRL's).

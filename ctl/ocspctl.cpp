@@ -1,8 +1,10 @@
 // ocspctl: the operator's command line for the status store.
 //
-// Exit codes: 0 done (or nothing to do), 1 the input was refused (a CRL failed a check), 2 bad usage or
-// configuration, 3 the environment failed (store, file system, network).
-// Output: one line per result for people; --json prints one JSON document for machines.
+// Exit codes (kExitCodes below, printed by --help): 0 done (or nothing to do), 1 the input was refused (a CRL
+// failed a check), 2 bad usage or configuration, 3 the environment failed (store, file system, network).
+// Output: text laid out for people on a terminal; --json prints one JSON document for scripts and monitoring.
+// Commands: import, sync, status, lookup, history, partitions, compromise, check-config, presign; a function per
+// command, wired in main.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -21,6 +23,8 @@
 #include "importer/sync.h"
 #include "responder/appliance.h"
 #include "responder/presigner.h"
+#include "responder/authority.h"
+#include "signer/signer.h"
 #include "store/store.h"
 
 namespace {
@@ -30,6 +34,9 @@ using namespace ocsp;
 constexpr int kExitRefused = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitEnvironment = 3;
+constexpr const char* kExitCodes =
+    "Exit codes: 0 done (or nothing to do); 1 input refused (a CRL failed a check; the store is unchanged);\n"
+    "2 bad usage or configuration; 3 environment failure (store, file system, network).\n";
 
 int ExitCodeFor(const Error& error) {
   switch (error.code) {
@@ -189,6 +196,31 @@ std::string SubjectOf(const Bytes& certificate_der) {
   return identity ? identity->subject_text : "?";
 }
 
+// The configured [[issuer]] whose CA has this key, and its responder certificate (the certificate only: status
+// must work for whoever may read the store, not only for who may read the key).
+struct SignerSummary {
+  std::string name;
+  std::string subject;
+  std::optional<UnixSeconds> not_after;
+};
+
+std::optional<SignerSummary> SignerFor(const Context& context, const store::IssuerId& id) {
+  if (!context.config) return std::nullopt;
+  for (const config::IssuerConfig& issuer : context.config->issuers) {
+    auto ca = LoadCertificate(issuer.certificate);
+    if (!ca) continue;
+    auto identity = store::IssuerIdentity::FromCertificate(ca->get());
+    if (!identity || !(identity->id == id)) continue;
+    SignerSummary summary{issuer.name, "?", std::nullopt};
+    if (auto responder = LoadCertificate(issuer.responder_certificate)) {
+      summary.subject = NameText(X509_get_subject_name(responder->get()));
+      if (auto not_after = ToUnixSeconds(X509_get0_notAfter(responder->get()))) summary.not_after = *not_after;
+    }
+    return summary;
+  }
+  return std::nullopt;
+}
+
 int Status(Context& context) {
   if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
   auto store = context.Open(true);
@@ -198,10 +230,21 @@ int Status(Context& context) {
   auto issuers = store->ListIssuers(txn->get());
   if (!issuers) return Report(issuers.error());
   const UnixSeconds now = SystemClock().Now();
-  if (context.json) std::cout << "{\"store\":" << JsonQuote(context.store_directory.string()) << ",\"issuers\":[";
-  else std::cout << "store " << context.store_directory.string() << ": " << issuers->size() << " issuer(s)\n";
+  std::error_code size_error;
+  const auto store_bytes = std::filesystem::file_size(context.store_directory / "data.mdb", size_error);
+  if (context.json) {
+    std::cout << "{\"store\":" << JsonQuote(context.store_directory.string())
+              << ",\"store_bytes\":" << (size_error ? 0 : store_bytes) << ",\"issuers\":[";
+  } else {
+    std::cout << "store " << context.store_directory.string() << ": " << issuers->size() << " issuer(s), "
+              << (size_error                   ? std::string("size unknown")
+                  : store_bytes < (1u << 20) ? std::to_string(store_bytes / 1024) + " KiB"
+                                               : std::to_string(store_bytes >> 20) + " MiB")
+              << "\n";
+  }
   bool first = true;
   for (const store::IssuerRecord& record : *issuers) {
+    const std::optional<SignerSummary> signer = SignerFor(context, record.id);
     const store::Coverage& coverage = record.state.coverage;
     const bool fresh = !coverage.earliest_next_update || *coverage.earliest_next_update > now;
     auto partitions = store->ListPartitions(txn->get(), record.state.issuer_no);
@@ -220,11 +263,22 @@ int Status(Context& context) {
                 << ",\"oldest_this_update\":" << JsonTime(coverage.partitions_held ? std::optional(coverage.oldest_this_update) : std::nullopt)
                 << ",\"earliest_next_update\":" << JsonTime(coverage.earliest_next_update)
                 << ",\"fresh\":" << (fresh ? "true" : "false")
-                << ",\"compromised_since\":" << JsonTime(record.state.compromised_since) << "}";
+                << ",\"compromised_since\":" << JsonTime(record.state.compromised_since)
+                << ",\"configured_as\":" << (signer ? JsonQuote(signer->name) : "null")
+                << ",\"signer\":" << (signer ? JsonQuote(signer->subject) : "null")
+                << ",\"signer_not_after\":" << JsonTime(signer ? signer->not_after : std::nullopt) << "}";
       first = false;
       continue;
     }
     std::cout << "issuer " << SubjectOf(record.certificate_der) << "\n  key " << record.id.hex() << "\n";
+    if (signer) {
+      std::cout << "  configured as " << signer->name << ", signed by " << signer->subject << " until "
+                << (signer->not_after ? IsoTime(*signer->not_after) : "?")
+                << (signer->not_after && *signer->not_after < now + 30 * 86400 ? " (EXPIRES WITHIN 30 DAYS)" : "")
+                << "\n";
+    } else if (context.config) {
+      std::cout << "  not configured: the responder does not answer for it\n";
+    }
     if (record.state.compromised_since) {
       std::cout << "  KEY COMPROMISED since " << IsoTime(*record.state.compromised_since)
                 << ": every certificate is answered revoked\n";
@@ -368,6 +422,191 @@ int Compromise(Context& context, const std::string& issuer_path, const std::stri
   return 0;
 }
 
+// What the responder would answer for one serial of one configured issuer, decided by the responder's own
+// StatusAuthority over the store, without signing. The only place ocspctl builds a StatusAuthority.
+responder::Decision DecideWithoutSigning(const store::Store& store, const store::IssuerDirectory& issuers,
+                                         const config::Config& config, MDB_txn* txn,
+                                         const responder::DecodedRequest& request) {
+  SystemClock clock;
+  // No signer is loaded (lookup must not need the responder key); Decide only passes them through.
+  std::vector<const signer::Signer*> no_signers(issuers.size(), nullptr);
+  responder::StatusAuthority authority(store, issuers, std::move(no_signers), clock, config.next_update_grace_seconds);
+  return authority.Decide(txn, request);
+}
+
+// "0x1002", "1002", "10:02" (hex, as openssl prints serials) -> the minimal unsigned magnitude.
+std::optional<Bytes> ParseSerial(std::string text) {
+  if (text.starts_with("0x") || text.starts_with("0X")) text = text.substr(2);
+  std::string digits;
+  for (char c : text) {
+    if (c == ':') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    digits.push_back(c);
+  }
+  if (digits.empty() || digits.size() > 40) return std::nullopt;
+  if (digits.size() % 2) digits.insert(digits.begin(), '0');
+  Bytes serial;
+  for (std::size_t i = 0; i < digits.size(); i += 2) {
+    serial.push_back(static_cast<std::uint8_t>(std::stoi(digits.substr(i, 2), nullptr, 16)));
+  }
+  while (serial.size() > 1 && serial.front() == 0) serial.erase(serial.begin());
+  return serial;
+}
+
+std::string_view CertStatusName(signer::CertStatus status) {
+  switch (status) {
+    case signer::CertStatus::kGood: return "good";
+    case signer::CertStatus::kRevoked: return "revoked";
+    case signer::CertStatus::kUnknown: return "unknown";
+  }
+  return "?";
+}
+
+std::string_view ExceptionName(signer::ResponseStatus status) {
+  switch (status) {
+    case signer::ResponseStatus::kMalformedRequest: return "malformedRequest";
+    case signer::ResponseStatus::kInternalError: return "internalError";
+    case signer::ResponseStatus::kTryLater: return "tryLater";
+    case signer::ResponseStatus::kSigRequired: return "sigRequired";
+    case signer::ResponseStatus::kUnauthorized: return "unauthorized";
+    default: return "successful";
+  }
+}
+
+// `ocspctl lookup SERIAL --issuer NAME`: exit 0 whatever the answer; 1 if the serial or issuer is not understood.
+int Lookup(Context& context, const std::string& serial_text, const std::string& issuer_name) {
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  if (!context.config) return UsageError(Error{ErrorCode::kInvalidArgument, "lookup needs --config FILE: it names the issuers"});
+  const auto serial = ParseSerial(serial_text);
+  if (!serial) return UsageError(Error{ErrorCode::kInvalidArgument, "SERIAL is hexadecimal, e.g. 0x1002 or 10:02"});
+  store::IssuerDirectory directory;
+  std::optional<std::size_t> chosen;
+  for (const config::IssuerConfig& issuer : context.config->issuers) {
+    auto ca = LoadCertificate(issuer.certificate);
+    if (!ca) return Report(Error{ca.error().code, "issuer " + issuer.name + ": " + ca.error().message});
+    auto identity = store::IssuerIdentity::FromCertificate(ca->get());
+    if (!identity) return Report(identity.error());
+    auto index = directory.Add(std::move(*identity));
+    if (!index) return Report(index.error());
+    if (issuer.name == issuer_name) chosen = *index;
+  }
+  if (!chosen) {
+    std::string names;
+    for (const auto& issuer : context.config->issuers) names += (names.empty() ? "" : ", ") + issuer.name;
+    return UsageError(Error{ErrorCode::kInvalidArgument, "no [[issuer]] named '" + issuer_name + "' (configured: " + names + ")"});
+  }
+  auto store = context.Open(true);
+  if (!store) return Report(store.error());
+  auto txn = store->BeginRead();
+  if (!txn) return Report(txn.error());
+
+  // The request a verifier would send: SHA-256 CertID of the chosen issuer, this serial, no nonce.
+  const store::IssuerIdentity& identity = directory.at(*chosen);
+  const auto& hashes = identity.HashesFor(store::HashAlgorithm::kSha256);
+  responder::DecodedRequest request;
+  request.certs.push_back({nullptr, store::HashAlgorithm::kSha256, hashes.name_hash, hashes.key_hash, *serial});
+  const responder::Decision decision = DecideWithoutSigning(*store, directory, *context.config, txn->get(), request);
+
+  std::string answer;
+  std::string why;
+  std::optional<signer::SingleAnswer> single;
+  if (decision.exception) {
+    answer = ExceptionName(*decision.exception);
+    why = decision.reason + " (sent unsigned, never cached)";
+  } else if (!decision.answers.empty()) {
+    single = decision.answers.front();
+    answer = CertStatusName(single->status);
+    switch (single->status) {
+      case signer::CertStatus::kRevoked:
+        why = "listed since " + IsoTime(single->revocation_time) + ", reason " +
+              (single->reason ? std::string(store::ToString(static_cast<store::Reason>(*single->reason))) : "none given") +
+              (single->invalidity_date ? ", invalid since " + IsoTime(*single->invalidity_date) : "");
+        break;
+      case signer::CertStatus::kGood:
+        why = "absent from every expected CRL partition of the issuer, all held and fresh";
+        break;
+      case signer::CertStatus::kUnknown:
+        why = "no CRL of the issuer's end-entity certificates has been imported";
+        break;
+    }
+  }
+  const std::string serial_hex = ToHex(*serial);
+  if (context.json) {
+    std::cout << "{\"issuer\":" << JsonQuote(issuer_name) << ",\"serial\":" << JsonQuote(serial_hex)
+              << ",\"answer\":" << JsonQuote(answer) << ",\"why\":" << JsonQuote(why)
+              << ",\"this_update\":" << JsonTime(single ? std::optional(single->this_update) : std::nullopt)
+              << ",\"next_update\":" << JsonTime(single ? single->next_update : std::nullopt)
+              << ",\"cacheable_until\":" << JsonTime(decision.next_update) << "}\n";
+    return 0;
+  }
+  std::cout << "issuer     " << issuer_name << " (" << identity.subject_text << ")\n"
+            << "serial     0x" << serial_hex << "\n"
+            << "answer     " << answer << "\n"
+            << "why        " << why << "\n";
+  if (single) {
+    std::cout << "thisUpdate " << IsoTime(single->this_update) << "\n"
+              << "nextUpdate " << (single->next_update ? IsoTime(*single->next_update) : "none") << "\n";
+  }
+  std::cout << "HTTP cache " << (decision.next_update ? "until " + IsoTime(*decision.next_update) : std::string("no")) << "\n";
+  return 0;
+}
+
+// `ocspctl check-config`: what `ocsp-responder --check-config` checks, plus the store, as the current user.
+// Exit 2 if the configuration or a certificate or key is refused, 3 if the store cannot be opened.
+int CheckConfig(Context& context) {
+  if (context.config_path.empty()) return UsageError(Error{ErrorCode::kInvalidArgument, "check-config needs --config FILE"});
+  if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
+  const UnixSeconds now = SystemClock().Now();
+  struct Row {
+    std::string what, result;
+    bool ok;
+  };
+  std::vector<Row> rows;
+  int exit_code = 0;
+  rows.push_back({"configuration " + context.config_path, "ok", true});
+  for (const config::IssuerConfig& issuer : context.config->issuers) {
+    auto ca = LoadCertificate(issuer.certificate);
+    if (!ca) {
+      rows.push_back({"issuer " + issuer.name, ca.error().Describe(), false});
+      exit_code = kExitUsage;
+      continue;
+    }
+    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
+    if (!signer) {
+      rows.push_back({"issuer " + issuer.name, signer.error().Describe(), false});
+      exit_code = kExitUsage;
+      continue;
+    }
+    rows.push_back({"issuer " + issuer.name, "ok, responder certificate valid until " + IsoTime(signer->not_after()), true});
+  }
+  if (context.config->issuers.empty()) {
+    rows.push_back({"issuers", "no [[issuer]] is configured", false});
+    exit_code = kExitUsage;
+  }
+  if (auto store = context.Open(true); store) {
+    rows.push_back({"store " + context.store_directory.string(), "ok", true});
+  } else {
+    rows.push_back({"store " + context.store_directory.string(), store.error().Describe(), false});
+    if (exit_code == 0) exit_code = kExitEnvironment;
+  }
+  if (context.json) {
+    std::cout << "{\"ok\":" << (exit_code == 0 ? "true" : "false") << ",\"checks\":[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      std::cout << (i ? "," : "") << "{\"what\":" << JsonQuote(rows[i].what) << ",\"ok\":" << (rows[i].ok ? "true" : "false")
+                << ",\"result\":" << JsonQuote(rows[i].result) << "}";
+    }
+    std::cout << "]}\n";
+  } else {
+    std::size_t width = 0;
+    for (const Row& row : rows) width = std::max(width, row.what.size());
+    for (const Row& row : rows) {
+      std::cout << (row.ok ? "ok    " : "FAIL  ") << row.what << std::string(width - row.what.size() + 2, ' ')
+                << row.result << "\n";
+    }
+  }
+  return exit_code;
+}
+
 // `ocspctl sync`: fetch the configured [[source]]s and import what changed (importer/sync.h). One line per
 // source, then the summary of each issuer's import. Exit: 3 if a fetch or an import could not run, else 1 if
 // something was refused, else 0.
@@ -480,6 +719,7 @@ int Presign(Context& context, unsigned threads) {
 
 int main(int argc, char** argv) {
   CLI::App app{"ocspctl: operate the OCSP responder's status store"};
+  app.footer(kExitCodes);
   app.require_subcommand(1);
   app.fallthrough();  // --store, --config and --json may follow the subcommand too
   Context context;
@@ -512,6 +752,14 @@ int main(int argc, char** argv) {
   auto* pin_flag = partitions->add_flag("--pin", pin, "expect exactly the partitions held now (a missing one then means tryLater)");
   partitions->add_flag("--unpin", unpin, "forget the expected set")->excludes(pin_flag);
 
+  auto* lookup = app.add_subcommand("lookup", "say what the responder would answer for a serial, and why (signs nothing)");
+  std::string lookup_serial;
+  std::string lookup_issuer;
+  lookup->add_option("serial", lookup_serial, "the certificate's serial number in hex (0x1002, 1002 or 10:02)")->required();
+  lookup->add_option("--issuer", lookup_issuer, "the name of the [[issuer]] in the configuration")->required();
+
+  auto* check_config = app.add_subcommand("check-config", "check the configuration, certificates, keys and store");
+
   auto* compromise = app.add_subcommand("compromise", "declare a CA key compromised (RFC 5280 cACompromise)");
   std::string compromise_issuer;
   std::string since;
@@ -524,6 +772,7 @@ int main(int argc, char** argv) {
   unsigned presign_threads = 0;
   presign->add_option("--threads", presign_threads, "signing threads (default: presign.threads, or one per core)");
 
+  for (CLI::App* command : app.get_subcommands({})) command->footer(kExitCodes);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {
@@ -538,6 +787,8 @@ int main(int argc, char** argv) {
     if (sync->parsed()) return Sync(context);
     if (history->parsed()) return History(context, limit);
     if (partitions->parsed()) return Partitions(context, partitions_issuer, pin, unpin);
+    if (lookup->parsed()) return Lookup(context, lookup_serial, lookup_issuer);
+    if (check_config->parsed()) return CheckConfig(context);
     if (compromise->parsed()) return Compromise(context, compromise_issuer, since, declared_by);
     if (presign->parsed()) return Presign(context, presign_threads);
   } catch (const std::exception& error) {

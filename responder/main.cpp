@@ -15,6 +15,7 @@
 #include "responder/presigner.h"
 #include "responder/response_writer.h"
 #include "responder/server.h"
+#include "responder/service_notify.h"
 #include "responder/signing_pool.h"
 #include "signer/signer.h"
 #include "store/store.h"
@@ -45,6 +46,15 @@ int Serve(const std::string& config_path, bool check_only) {
     return 0;
   }
 
+  // Taken first: the LISTEN_* variables must be gone before any thread or child could see them.
+  auto sockets = responder::TakeListenSockets();
+  if (!sockets) {
+    std::cerr << "ocsp-responder: " << sockets.error().Describe() << "\n";
+    return 2;
+  }
+  const bool socket_activated = sockets->ocsp.get() >= 0;
+  const auto notifier = responder::ServiceNotifier::FromEnvironment();
+
   auto store = store::Store::Open(config->store_path, {config->map_size_bytes, false});
   if (!store) {
     std::cerr << "ocsp-responder: " << store.error().Describe() << "\n";
@@ -61,15 +71,19 @@ int Serve(const std::string& config_path, bool check_only) {
     presigner = std::make_unique<responder::Presigner>(*store, appliance->issuers, authority, *writer, clock,
                                                        responder::PresignOptionsFrom(config->presign));
   }
-  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock, writer.get()});
+  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock, writer.get()},
+                                        {&notifier, std::move(*sockets)});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
   }
   config::ListenAddress ocsp = config->listen;
   ocsp.port = (*server)->ocsp_port();
+  if (socket_activated) ocsp.host = "systemd";  // the passed socket's address is the .socket unit's business
   Log(LogLevel::kInfo, "listening",
       {{"address", ocsp.ToString()}, {"workers", std::to_string(config->workers)},
+       {"socket_activated", socket_activated ? "yes" : "no"},
+       {"watchdog_usec", notifier.watchdog_interval() ? std::to_string(notifier.watchdog_interval()->count()) : "off"},
        {"issuers", std::to_string(config->issuers.size())}, {"version", OCSP_VERSION}});
   if (config->metrics_listen) {
     config::ListenAddress address = *config->metrics_listen;
@@ -77,6 +91,9 @@ int Serve(const std::string& config_path, bool check_only) {
     Log(LogLevel::kInfo, "metrics_listening", {{"address", address.ToString()}});
   }
   if (presigner) presigner->Start();
+  notifier.Ready();
+  notifier.Status("answering for " + std::to_string(config->issuers.size()) + " issuer(s) on " + ocsp.ToString() +
+                  " with " + std::to_string(config->workers) + " worker(s)");
   (*server)->Run();
   if (presigner) presigner->Stop();
   if (writer) writer->Stop();

@@ -2,6 +2,7 @@
 
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -55,6 +56,13 @@ Result<Socket> Listen(const config::ListenAddress& address, bool reuse_port) {
     return Fail(ErrorCode::kIo, "listen on " + address.ToString() + ": " + std::strerror(errno));
   }
   return socket;
+}
+
+// Each worker owns its socket; under socket activation they share the passed one through duplicates.
+Result<Socket> Duplicate(const Socket& socket) {
+  Socket copy(::fcntl(socket.get(), F_DUPFD_CLOEXEC, 0));
+  if (copy.get() < 0) return Fail(ErrorCode::kIo, std::string("dup of the passed socket: ") + std::strerror(errno));
+  return copy;
 }
 
 std::uint16_t BoundPort(int fd) {
@@ -118,14 +126,24 @@ class Worker {
     }
   }
 
-  Result<void> Init(Socket socket) {
+  // `heartbeat`: how often the loop stamps its heartbeat (only with a watchdog).
+  Result<void> Init(Socket socket, std::optional<std::chrono::microseconds> heartbeat) {
     socket_ = std::move(socket);
     base_.reset(event_base_new());
     if (!base_) return Fail(ErrorCode::kInternal, "event_base_new failed");
     http_.reset(evhttp_new(base_.get()));
     wake_.reset(event_new(base_.get(), -1, 0, &Worker::OnWake, this));
+    drain_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnDrainTick, this));
     output_.reset(evbuffer_new());
-    if (!http_ || !wake_ || !output_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+    if (!http_ || !wake_ || !drain_ || !output_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+    Beat();
+    if (heartbeat) {
+      heartbeat_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnHeartbeat, this));
+      if (!heartbeat_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+      const timeval period{static_cast<time_t>(heartbeat->count() / 1000000),
+                           static_cast<suseconds_t>(heartbeat->count() % 1000000)};
+      event_add(heartbeat_.get(), &period);
+    }
     evhttp_set_max_body_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes));
     // The request line counts towards the header limit: a GET request of max_request_bytes in base64.
     evhttp_set_max_headers_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes * 2 + 4096));
@@ -136,9 +154,8 @@ class Worker {
                                                 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(http_.get(), nullptr);
     evhttp_set_gencb(http_.get(), &Worker::OnRequest, this);
-    if (evhttp_accept_socket_with_handle(http_.get(), socket_.get()) == nullptr) {
-      return Fail(ErrorCode::kIo, "evhttp cannot accept on the listening socket");
-    }
+    bound_ = evhttp_accept_socket_with_handle(http_.get(), socket_.get());
+    if (bound_ == nullptr) return Fail(ErrorCode::kIo, "evhttp cannot accept on the listening socket");
     auto txn = dependencies_.store.BeginRead();
     if (!txn) return std::unexpected(txn.error());
     txn_.emplace(std::move(*txn));
@@ -156,8 +173,23 @@ class Worker {
     event_base_loopexit(base_.get(), &delay);
   }
 
+  // From any thread: stop accepting, and leave the loop once nothing is in flight or at `deadline`.
+  void BeginDrain(Steady::time_point deadline) {
+    drain_deadline_ = deadline;  // read on the loop thread after event_add, which locks the base
+    const timeval tick{0, 20000};
+    event_add(drain_.get(), &tick);
+  }
+
   void Join() {
     if (thread_.joinable()) thread_.join();
+  }
+
+  // Requests still waiting for a signature when the loop ended (after Join).
+  [[nodiscard]] std::size_t abandoned() const { return in_flight_; }
+
+  // When the loop last proved it runs (any thread).
+  [[nodiscard]] Steady::time_point last_heartbeat() const {
+    return Steady::time_point(Steady::duration(heartbeat_ticks_.load(std::memory_order_relaxed)));
   }
 
   // From a signing thread.
@@ -172,6 +204,29 @@ class Worker {
  private:
   static void OnRequest(evhttp_request* request, void* self) { static_cast<Worker*>(self)->Handle(request); }
   static void OnWake(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->DrainCompletions(); }
+  static void OnHeartbeat(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->Beat(); }
+  static void OnDrainTick(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->DrainTick(); }
+
+  void Beat() { heartbeat_ticks_.store(Steady::now().time_since_epoch().count(), std::memory_order_relaxed); }
+
+  void DrainTick() {
+    if (bound_ != nullptr) {
+      // No new connections from here; open ones still finish their requests. Closing our socket (a duplicate
+      // under socket activation) leaves the next instance's queue to systemd.
+      evhttp_del_accept_socket(http_.get(), std::exchange(bound_, nullptr));
+      socket_ = Socket();
+    }
+    draining_ = true;
+    const auto now = Steady::now();
+    // Leave once nothing has been in flight for 100 ms (replies already queued reach their sockets meanwhile),
+    // or at the deadline whatever is left.
+    if (in_flight_ != 0) quiet_since_.reset();
+    else if (!quiet_since_) quiet_since_ = now;
+    if ((quiet_since_ && now - *quiet_since_ >= std::chrono::milliseconds(100)) || now >= drain_deadline_) {
+      event_del(drain_.get());
+      event_base_loopexit(base_.get(), nullptr);
+    }
+  }
 
   void Handle(evhttp_request* request) {
     const auto started = Steady::now();
@@ -179,6 +234,8 @@ class Worker {
     const metrics::Method method = command == EVHTTP_REQ_POST  ? metrics::Method::kPost
                                    : command == EVHTTP_REQ_GET ? metrics::Method::kGet
                                                                : metrics::Method::kOther;
+    // While draining, each answer closes its keep-alive connection, so clients reconnect to the next instance.
+    if (draining_) evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
     const std::string_view path = RequestPath(evhttp_request_get_uri(request));
     if (path == "/healthz" || path.starts_with("/healthz?")) {
       SendText(request, HTTP_OK, "ok\n");
@@ -276,7 +333,11 @@ class Worker {
       }
       worker->PostCompletion(pending);
     });
-    if (!accepted) SendException(request, signer::ResponseStatus::kTryLater, method, started);
+    if (accepted) {
+      ++in_flight_;
+    } else {
+      SendException(request, signer::ResponseStatus::kTryLater, method, started);
+    }
   }
 
   // Serves the stored response for a one-CertID request when it states exactly what the store holds now
@@ -318,6 +379,7 @@ class Worker {
       ready.swap(completions_);
     }
     for (const auto& pending : ready) {
+      --in_flight_;
       if (!pending->signed_response) {
         Log(LogLevel::kError, "signing_failed", {{"error", pending->signed_response.error().Describe()}});
         SendException(pending->request, signer::ResponseStatus::kInternalError, pending->method, pending->started);
@@ -376,7 +438,15 @@ class Worker {
   Socket socket_;
   EventBasePtr base_;  // declared before http_ and wake_ so it is freed after them
   EvhttpPtr http_;
+  evhttp_bound_socket* bound_ = nullptr;  // owned by http_; nullptr once draining
   EventPtr wake_;
+  EventPtr heartbeat_;
+  EventPtr drain_;
+  Steady::time_point drain_deadline_;
+  bool draining_ = false;                         // loop thread only
+  std::optional<Steady::time_point> quiet_since_;  // loop thread only
+  std::size_t in_flight_ = 0;  // handed to the signing pool, reply not sent yet; loop thread only
+  std::atomic<Steady::rep> heartbeat_ticks_{0};
   EvbufferPtr output_;
   std::optional<store::ReadTxn> txn_;
   double nonce_tokens_ = 0;
@@ -393,6 +463,8 @@ struct Server::Control {
   Socket metrics_socket;
   EventPtr sigint;
   EventPtr sigterm;
+  EventPtr sighup;
+  EventPtr watchdog;
   EventPtr stop;
   metrics::ResponderMetrics* metrics = nullptr;
   EvbufferPtr output;
@@ -407,23 +479,31 @@ Server::~Server() {
   }
 }
 
-Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, ServerDependencies dependencies) {
+Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, ServerDependencies dependencies,
+                                              ServiceContext service) {
   // libevent must know about threads before any base exists: signing threads wake the workers' loops.
   static const int threads_ready = evthread_use_pthreads();
   if (threads_ready != 0) return Fail(ErrorCode::kInternal, "libevent has no pthreads support");
   std::signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<Server> server(new Server(dependencies));
+  server->notifier_ = service.notifier;
+  server->drain_timeout_ = std::chrono::seconds(config.drain_timeout_seconds);
+  // The workers stamp their heartbeat four times per watchdog interval; the control loop checks twice.
+  std::optional<std::chrono::microseconds> heartbeat;
+  if (service.notifier != nullptr && service.notifier->watchdog_interval()) {
+    heartbeat = std::max(*service.notifier->watchdog_interval() / 4, std::chrono::microseconds(1000));
+  }
   config::ListenAddress address = config.listen;
   for (unsigned i = 0; i < config.workers; ++i) {
-    auto socket = Listen(address, /*reuse_port=*/true);
+    auto socket = service.sockets.ocsp.get() >= 0 ? Duplicate(service.sockets.ocsp) : Listen(address, true);
     if (!socket) return std::unexpected(socket.error());
     if (i == 0) {
       server->ocsp_port_ = BoundPort(socket->get());
       address.port = server->ocsp_port_;  // with port 0, the other workers join the port the first one got
     }
     auto worker = std::make_unique<Worker>(dependencies, config);
-    if (auto init = worker->Init(std::move(*socket)); !init) return std::unexpected(init.error());
+    if (auto init = worker->Init(std::move(*socket), heartbeat); !init) return std::unexpected(init.error());
     server->workers_.push_back(std::move(worker));
   }
 
@@ -440,9 +520,22 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
   control->stop.reset(event_new(control->base.get(), -1, 0, on_signal, control->base.get()));
   event_add(control->sigint.get(), nullptr);
   event_add(control->sigterm.get(), nullptr);
+  // Without a handler SIGHUP would end the process; with one, `systemctl reload` reloads.
+  auto on_hup = [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->OnReloadSignal(); };
+  control->sighup.reset(evsignal_new(control->base.get(), SIGHUP, on_hup, server.get()));
+  event_add(control->sighup.get(), nullptr);
+  if (heartbeat) {
+    auto on_tick = [](evutil_socket_t, short, void* self) { static_cast<Server*>(self)->OnWatchdogTick(); };
+    control->watchdog.reset(event_new(control->base.get(), -1, EV_PERSIST, on_tick, server.get()));
+    const auto period = *heartbeat * 2;
+    const timeval tick{static_cast<time_t>(period.count() / 1000000),
+                       static_cast<suseconds_t>(period.count() % 1000000)};
+    event_add(control->watchdog.get(), &tick);
+  }
 
-  if (config.metrics_listen) {
-    auto socket = Listen(*config.metrics_listen, /*reuse_port=*/false);
+  if (config.metrics_listen || service.sockets.metrics.get() >= 0) {
+    auto socket = service.sockets.metrics.get() >= 0 ? Result<Socket>(std::move(service.sockets.metrics))
+                                                     : Listen(*config.metrics_listen, /*reuse_port=*/false);
     if (!socket) return std::unexpected(socket.error());
     server->metrics_port_ = BoundPort(socket->get());
     control->metrics_socket = std::move(*socket);
@@ -477,11 +570,51 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
 
 void Server::Run() {
   event_base_dispatch(control_->base.get());
-  Log(LogLevel::kInfo, "stopping", {{"pending", "signatures finish, then replies are sent"}});
-  // Pending signatures finish and post their completions; the workers then have a moment to send them.
-  dependencies_.signing_pool.Stop();
-  for (auto& worker : workers_) worker->Stop(std::chrono::milliseconds(200));
+  if (notifier_ != nullptr) notifier_->Stopping();
+  Log(LogLevel::kInfo, "stopping", {{"drain_timeout_seconds", std::to_string(drain_timeout_.count())}});
+  const auto deadline = Steady::now() + drain_timeout_;
+  for (auto& worker : workers_) worker->BeginDrain(deadline);
   for (auto& worker : workers_) worker->Join();
+  std::size_t abandoned = 0;
+  for (const auto& worker : workers_) abandoned += worker->abandoned();
+  // Signatures still queued run now; their replies have no loop left to go out on.
+  dependencies_.signing_pool.Stop();
+  Log(abandoned == 0 ? LogLevel::kInfo : LogLevel::kWarning, "drained", {{"abandoned", std::to_string(abandoned)}});
+}
+
+Result<void> Server::ReloadHook() {
+  // The reload work (HTTP front end) fills this in: read the configuration again and swap verifiers and
+  // certificates into the workers. Until then a reload changes nothing, and says so.
+  Log(LogLevel::kInfo, "reload_noop", {{"why", "configuration reload is not implemented yet"}});
+  return {};
+}
+
+void Server::OnReloadSignal() {
+  Log(LogLevel::kInfo, "reloading");
+  if (notifier_ != nullptr) notifier_->Reloading();
+  auto reloaded = ReloadHook();
+  if (reloaded) {
+    Log(LogLevel::kInfo, "reloaded");
+  } else {
+    Log(LogLevel::kError, "reload_failed", {{"error", reloaded.error().Describe()}, {"kept", "running state"}});
+  }
+  if (notifier_ != nullptr) {
+    notifier_->Ready();
+    if (!reloaded) notifier_->Status("answering; last reload failed: " + reloaded.error().Describe());
+  }
+}
+
+void Server::OnWatchdogTick() {
+  // Every worker loop must have stamped its heartbeat within half an interval; a stuck loop withholds the ping.
+  const auto limit = *notifier_->watchdog_interval() / 2;
+  const auto now = Steady::now();
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    if (now - workers_[i]->last_heartbeat() > limit) {
+      Log(LogLevel::kWarning, "watchdog_withheld", {{"worker", std::to_string(i)}});
+      return;
+    }
+  }
+  notifier_->WatchdogPing();
 }
 
 void Server::RequestStop() { event_active(control_->stop.get(), EV_READ, 0); }

@@ -17,6 +17,7 @@ PACKAGES=(
   libcli11-dev
   libsystemd-dev
   gnutls-bin curl ca-certificates
+  nginx lintian dpkg-dev fakeroot systemd socat
 )
 PACKAGES+=("$@")
 
