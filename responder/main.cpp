@@ -9,6 +9,8 @@
 #include "common/openssl.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "metrics/store_collector.h"
+#include "responder/access_log.h"
 #include "responder/authority.h"
 #include "responder/server.h"
 #include "responder/signing_pool.h"
@@ -26,6 +28,7 @@ using namespace ocsp;
 // Everything the configuration names, loaded and checked.
 struct Appliance {
   store::IssuerDirectory issuers;
+  std::vector<metrics::IssuerLabel> labels;  // the configured names, for the store's metrics
   std::vector<std::unique_ptr<signer::Signer>> signers;  // parallel to issuers
 };
 
@@ -39,13 +42,14 @@ Result<Appliance> LoadIssuers(const config::Config& config, UnixSeconds now) {
     if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
     auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
     if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
+    appliance.labels.push_back({identity->id, issuer.name});
     if (auto added = appliance.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
     appliance.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
   }
   return appliance;
 }
 
-int Serve(const std::string& config_path, bool check_only) {
+int Serve(const std::string& config_path, bool check_only, bool debug_flag) {
   auto config = config::LoadConfig(config_path);
   if (!config) {
     std::cerr << "ocsp-responder: " << config.error().message << "\n";
@@ -68,13 +72,35 @@ int Serve(const std::string& config_path, bool check_only) {
     std::cerr << "ocsp-responder: " << store.error().Describe() << "\n";
     return 1;
   }
-  metrics::ResponderMetrics metrics(OCSP_VERSION);
+  if (!debug_flag) {
+    SetLogLevel(config->log_level == "debug"     ? LogLevel::kDebug
+                : config->log_level == "warning" ? LogLevel::kWarning
+                : config->log_level == "error"   ? LogLevel::kError
+                                                 : LogLevel::kInfo);
+  }
+  std::unique_ptr<responder::AccessLog> access_log;
+  if (!config->access_log.empty()) {
+    auto opened = responder::AccessLog::Open(config->access_log);
+    if (!opened) {
+      std::cerr << "ocsp-responder: " << opened.error().Describe() << "\n";
+      return 1;
+    }
+    access_log = std::move(*opened);
+  }
+  // No verifier registry yet: every request is labelled "none".
+  metrics::ResponderMetrics metrics(OCSP_VERSION, {}, {.enabled = config->metrics_enabled});
+  metrics.AddCollectable(std::make_shared<metrics::StoreCollector>(*store, config->store_path,
+                                                                   appliance->labels, clock));
   std::vector<const signer::Signer*> signers;
   for (const auto& signer : appliance->signers) signers.push_back(signer.get());
   responder::StatusAuthority authority(*store, appliance->issuers, std::move(signers), clock,
                                        config->next_update_grace_seconds);
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
-  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock});
+  metrics.SetSigningLoadSource([&pool] {
+    const auto load = pool.CurrentLoad();
+    return metrics::SigningLoad{load.running, load.waiting, load.max_pending};
+  });
+  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock, access_log.get()});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
@@ -112,7 +138,7 @@ int main(int argc, char** argv) {
   }
   if (debug) ocsp::SetLogLevel(ocsp::LogLevel::kDebug);
   try {
-    return Serve(config_path, check_only);
+    return Serve(config_path, check_only, debug);
   } catch (const std::exception& error) {
     ocsp::Log(ocsp::LogLevel::kError, "fatal", {{"error", error.what()}});
     return 1;

@@ -101,7 +101,9 @@ metrics::Outcome OutcomeOf(signer::ResponseStatus status) {
 struct PendingResponse {
   evhttp_request* request = nullptr;
   metrics::Method method = metrics::Method::kOther;
+  metrics::VerifierIndex verifier = metrics::kVerifierNone;
   Steady::time_point started;
+  double sign_seconds = 0;  // measured on the signing thread, recorded by the worker
   DecodedRequest decoded;
   Decision decision;
   Result<Bytes> signed_response = Bytes{};
@@ -110,7 +112,8 @@ struct PendingResponse {
 class Worker {
  public:
   Worker(ServerDependencies dependencies, const config::Config& config)
-      : dependencies_(dependencies), config_(config) {
+      : dependencies_(dependencies), config_(config), metrics_(dependencies.metrics.AddWorker()) {
+    if (dependencies.access_log != nullptr) access_log_.emplace(*dependencies.access_log);
     for (auto status : {signer::ResponseStatus::kMalformedRequest, signer::ResponseStatus::kInternalError,
                         signer::ResponseStatus::kTryLater, signer::ResponseStatus::kUnauthorized}) {
       exceptions_[static_cast<std::size_t>(status)] = signer::ExceptionResponse(status);
@@ -125,6 +128,12 @@ class Worker {
     wake_.reset(event_new(base_.get(), -1, 0, &Worker::OnWake, this));
     output_.reset(evbuffer_new());
     if (!http_ || !wake_ || !output_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+    if (access_log_) {
+      // Lines reach the file within a second even when traffic is too light to fill the buffer.
+      flush_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnFlush, this));
+      const timeval second{1, 0};
+      if (!flush_ || event_add(flush_.get(), &second) != 0) return Fail(ErrorCode::kInternal, "flush timer");
+    }
     evhttp_set_max_body_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes));
     // The request line counts towards the header limit: a GET request of max_request_bytes in base64.
     evhttp_set_max_headers_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes * 2 + 4096));
@@ -157,6 +166,7 @@ class Worker {
 
   void Join() {
     if (thread_.joinable()) thread_.join();
+    if (access_log_) access_log_->Flush();
   }
 
   // From a signing thread.
@@ -171,6 +181,7 @@ class Worker {
  private:
   static void OnRequest(evhttp_request* request, void* self) { static_cast<Worker*>(self)->Handle(request); }
   static void OnWake(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->DrainCompletions(); }
+  static void OnFlush(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->access_log_->Flush(); }
 
   void Handle(evhttp_request* request) {
     const auto started = Steady::now();
@@ -246,8 +257,7 @@ class Worker {
       pending->signed_response =
           pending->decision.signer->Sign(pending->decision.answers, pending->decoded.nonce,
                                          worker->dependencies_.clock.Now());
-      worker->dependencies_.metrics.ObserveSignature(
-          std::chrono::duration<double>(Steady::now() - sign_started).count());
+      pending->sign_seconds = std::chrono::duration<double>(Steady::now() - sign_started).count();
       worker->PostCompletion(pending);
     });
     if (!accepted) SendException(request, signer::ResponseStatus::kTryLater, method, started);
@@ -265,11 +275,14 @@ class Worker {
         SendException(pending->request, signer::ResponseStatus::kInternalError, pending->method, pending->started);
         continue;
       }
+      metrics_.ObserveSignature(pending->sign_seconds);
+      metrics_.ObserveAnswer(metrics::AnswerSource::kSigned, 0);
       // A response that echoes a nonce is unique to its request: no cache may reuse it.
       const bool cacheable = !pending->decoded.nonce && pending->decision.next_update;
       SendOcsp(pending->request, *pending->signed_response,
                cacheable ? pending->decision.next_update : std::nullopt);
-      Observe(pending->method, pending->decision.outcome, pending->started);
+      Observe(pending->request, pending->method, pending->decision.outcome, pending->started,
+              pending->signed_response->size(), pending->verifier);
     }
   }
 
@@ -290,15 +303,16 @@ class Worker {
   void SendException(evhttp_request* request, signer::ResponseStatus status, metrics::Method method,
                      Steady::time_point started) {
     // Exceptions are sent unsigned with HTTP 200 (RFC 6960 2.3); caches must not keep them.
-    SendOcsp(request, exceptions_[static_cast<std::size_t>(status)], std::nullopt);
-    Observe(method, OutcomeOf(status), started);
+    const Bytes& body = exceptions_[static_cast<std::size_t>(status)];
+    SendOcsp(request, body, std::nullopt);
+    Observe(request, method, OutcomeOf(status), started, body.size());
   }
 
   void SendRefusal(evhttp_request* request, int code, const char* reason, metrics::Method method,
                    Steady::time_point started) {
     evhttp_add_header(evhttp_request_get_output_headers(request), "Cache-Control", "max-age=0, no-cache");
     evhttp_send_reply(request, code, reason, nullptr);
-    Observe(method, metrics::Outcome::kRefused, started);
+    Observe(request, method, metrics::Outcome::kRefused, started, 0);
   }
 
   void SendText(evhttp_request* request, int code, std::string_view text) {
@@ -307,9 +321,23 @@ class Worker {
     evhttp_send_reply(request, code, "OK", output_.get());
   }
 
-  void Observe(metrics::Method method, metrics::Outcome outcome, Steady::time_point started) {
-    dependencies_.metrics.ObserveRequest(method, outcome,
-                                         std::chrono::duration<double>(Steady::now() - started).count());
+  // After the reply is handed to libevent (the request object stays valid until this callback returns).
+  void Observe(evhttp_request* request, metrics::Method method, metrics::Outcome outcome, Steady::time_point started,
+               std::size_t bytes, metrics::VerifierIndex verifier = metrics::kVerifierNone) {
+    if (!metrics_.enabled() && !access_log_) return;  // metrics.enabled = false: not even a clock read
+    const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
+    metrics_.ObserveRequest(method, outcome, verifier, seconds, bytes);
+    if (access_log_) {
+      char* address = nullptr;
+      ev_uint16_t port = 0;
+      if (evhttp_connection* connection = evhttp_request_get_connection(request)) {
+        evhttp_connection_get_peer(connection, &address, &port);
+      }
+      access_log_->Append({dependencies_.clock.Now(),
+                           verifier == metrics::kVerifierNone ? std::string_view("none") : "unregistered",
+                           address != nullptr ? std::string_view(address) : std::string_view(), method, outcome,
+                           seconds, bytes});
+    }
   }
 
   ServerDependencies dependencies_;
@@ -320,6 +348,9 @@ class Worker {
   EvhttpPtr http_;
   EventPtr wake_;
   EvbufferPtr output_;
+  EventPtr flush_;
+  metrics::WorkerMetrics& metrics_;
+  std::optional<AccessLogWriter> access_log_;
   std::optional<store::ReadTxn> txn_;
   std::mutex completions_mutex_;
   std::vector<std::shared_ptr<PendingResponse>> completions_;
@@ -333,6 +364,7 @@ struct Server::Control {
   Socket metrics_socket;
   EventPtr sigint;
   EventPtr sigterm;
+  EventPtr sigusr1;
   EventPtr stop;
   metrics::ResponderMetrics* metrics = nullptr;
   EvbufferPtr output;
@@ -380,6 +412,20 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
   control->stop.reset(event_new(control->base.get(), -1, 0, on_signal, control->base.get()));
   event_add(control->sigint.get(), nullptr);
   event_add(control->sigterm.get(), nullptr);
+  // logrotate renames the access log, then sends SIGUSR1: the workers' next writes go to the new file. Handled
+  // even without an access log, so a stray SIGUSR1 never kills the responder.
+  auto on_reopen = [](evutil_socket_t, short, void* log) {
+    auto* access_log = static_cast<AccessLog*>(log);
+    if (access_log == nullptr) {
+      Log(LogLevel::kInfo, "sigusr1_ignored", {{"why", "no access log is configured"}});
+    } else if (auto reopened = access_log->Reopen(); !reopened) {
+      Log(LogLevel::kError, "access_log_reopen_failed", {{"error", reopened.error().Describe()}});
+    } else {
+      Log(LogLevel::kInfo, "access_log_reopened", {{"path", access_log->path().string()}});
+    }
+  };
+  control->sigusr1.reset(evsignal_new(control->base.get(), SIGUSR1, on_reopen, dependencies.access_log));
+  event_add(control->sigusr1.get(), nullptr);
 
   if (config.metrics_listen) {
     auto socket = Listen(*config.metrics_listen, /*reuse_port=*/false);

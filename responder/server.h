@@ -4,7 +4,8 @@
 // Each worker thread owns an event_base, an evhttp and its own SO_REUSEPORT socket on the OCSP address, and a
 // read transaction it resets and renews per request. A worker decodes, asks the StatusAuthority, and hands
 // signing to the SigningPool; the signed bytes come back through the worker's completion queue and are sent
-// from its own loop. The main thread runs a control loop: signals and /metrics.
+// from its own loop. The main thread runs a control loop: signals (SIGUSR1 reopens the access log) and /metrics.
+// Each worker records into its own metrics::WorkerMetrics; /metrics merges them when scraped.
 // Thread safety: Start and Run from the main thread; RequestStop from any thread.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "responder/access_log.h"
 #include "responder/authority.h"
 #include "responder/signing_pool.h"
 #include "store/store.h"
@@ -29,6 +31,7 @@ struct ServerDependencies {
   metrics::ResponderMetrics& metrics;
   SigningPool& signing_pool;
   const Clock& clock;
+  AccessLog* access_log = nullptr;  // log.access_log; reopened on SIGUSR1
 };
 
 class Worker;

@@ -17,6 +17,7 @@ PACKAGES=(
   libcli11-dev
   libsystemd-dev
   gnutls-bin curl ca-certificates
+  prometheus
 )
 PACKAGES+=("$@")
 
