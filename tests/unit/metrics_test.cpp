@@ -311,3 +311,59 @@ TEST_CASE("access log: one logfmt line per request, buffered, and reopened after
   for (int i = 0; i < 400; ++i) writer.Append({at, "none", "::1", Method::kGet, Outcome::kGood, 0, 1});
   CHECK(Text(path).size() > 16 * 1024);
 }
+
+TEST_CASE("metrics: a scrape of 1,900 partitions and a long history stays bounded") {
+  StoreFixture f;
+  REQUIRE(f.Import(Crl(1, f.clock.Now() - 60)));
+  constexpr int kPartitions = 1900;
+  {
+    auto txn = f.store.BeginWrite();
+    auto issuer = f.store.GetIssuer(txn->get(), f.id);
+    for (int i = 0; i < kPartitions; ++i) {
+      const std::string name = "CN=Municipality " + std::to_string(i) + " CRLDP,OU=CRL Distribution Points,O=JPKI";
+      Bytes point{0x30, 0x02, static_cast<std::uint8_t>(i >> 8), static_cast<std::uint8_t>(i)};
+      auto partition = f.store.EnsurePartition(*txn, **issuer, store::PartitionScope::kUserCerts, point, name);
+      REQUIRE(partition.has_value());
+      store::CrlSummary crl;
+      crl.number = *store::CrlNumber::FromMagnitude(Bytes{0x01, 0x00});
+      crl.this_update = f.clock.Now() - 3600;
+      crl.next_update = f.clock.Now() + 86400;
+      crl.entry_count = 15000;
+      partition->base = crl;
+      REQUIRE(f.store.PutPartition(*txn, (*issuer)->state.issuer_no, *partition).has_value());
+    }
+    REQUIRE(txn->Commit().has_value());
+  }
+  // A year of daily imports of every partition would be ~250 MB; write 40 MB, more than one scrape reads.
+  {
+    std::ofstream out(f.store_directory / "history.jsonl", std::ios::app);
+    const std::string key = f.id.hex();
+    std::string line;
+    for (int i = 0; out.tellp() < std::streampos(40 << 20); ++i) {
+      out << "{\"at\":" << 1000 + i << ",\"issuer\":\"CN=Test CA\",\"issuer_key\":\"" << key
+          << "\",\"source\":\"/srv/crl/m" << i % kPartitions << ".crl\",\"partition\":\"CN=Municipality "
+          << i % kPartitions << " CRLDP,OU=CRL Distribution Points,O=JPKI\",\"result\":\"imported\",\"seconds\":5.8}\n";
+    }
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const std::string text = f.Scrape();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  MESSAGE("scrape of " << kPartitions << " partitions, 40 MB history: " << seconds << " s, " << text.size()
+                       << " bytes");
+  std::size_t crl_numbers = 0;
+  for (std::size_t at = 0; (at = text.find("\nocsp_store_crl_number{", at)) != std::string::npos; ++at) ++crl_numbers;
+  CHECK(crl_numbers == kPartitions + 1);  // and the complete CRL
+  // Only the last 16 MiB of the history were parsed: fewer attempts than lines written.
+  const auto attempts = Sample(text, "ocsp_importer_attempts_total{issuer=\"test-ca\",result=\"imported\"}");
+  REQUIRE(attempts.has_value());
+  CHECK(*attempts < (16 << 20) / 200);  // lines are about 250 bytes
+  CHECK(*attempts > (16 << 20) / 300);
+  CHECK(Has(text, "ocsp_importer_last_result{issuer=\"test-ca\",partition=\"CN=Municipality 7 CRLDP,"));
+  CHECK(seconds < 5);  // a debug build; the release build's figure is in docs/metrics.md
+
+  // The next scrape reads nothing new: it costs the store walk only.
+  const auto again = std::chrono::steady_clock::now();
+  CHECK(Sample(f.Scrape(), "ocsp_importer_attempts_total{issuer=\"test-ca\",result=\"imported\"}") == *attempts);
+  MESSAGE("second scrape: " << std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count()
+                            << " s");
+}
