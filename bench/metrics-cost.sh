@@ -4,7 +4,8 @@
 #
 # Both responders run side by side from one store; wrk loads one at a time over keep-alive connections,
 # alternating the order every round so drift (other processes, thermal, page cache) falls on both. It prints
-# requests/s per round, the median of each, and on/off.
+# per round requests/s and requests per CPU-second of the responder process (utime + stime from /proc, so what
+# other processes on a shared machine take mostly cancels out), the medians, and on/off for both.
 #
 # The load does not sign. Today every successful answer is signed on demand (about 1,500 RSA signatures/s per
 # core here), which would hide a cost of a few microseconds. So each request asks about a CertID of an issuer
@@ -132,11 +133,23 @@ for name in on off; do
   [[ $answer == *"unauthorized (6)"* ]] || { say "the '$name' responder did not answer unauthorized"; exit 1; }
 done
 
-run_wrk() {  # NAME -> requests/s
+declare -A PID_OF
+PID_OF[on]=${PIDS[0]}
+PID_OF[off]=${PIDS[1]}
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of every thread of the process
+
+# Loads one responder; prints "requests/s requests-per-CPU-second" (the responder's own CPU time, all threads).
+run_wrk() {  # NAME
+  local before after requests
+  before=$(cpu_ticks "${PID_OF[$1]}")
   "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${URL[$1]}" >"$WORK/wrk-$1.txt" 2>&1 ||
     { say "wrk failed:"; cat "$WORK/wrk-$1.txt" >&2; exit 1; }
+  after=$(cpu_ticks "${PID_OF[$1]}")
   if grep -q 'Non-2xx' "$WORK/wrk-$1.txt"; then say "non-2xx answers:"; cat "$WORK/wrk-$1.txt" >&2; exit 1; fi
-  awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-$1.txt"
+  requests=$(awk '/requests in/ {print $1}' "$WORK/wrk-$1.txt")
+  awk -v rps="$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-$1.txt")" -v n="$requests" \
+      -v ticks="$((after - before))" -v hz="$TICKS" 'BEGIN {printf "%s %.0f\n", rps, (ticks > 0) ? n / (ticks / hz) : 0}'
 }
 
 say "warming up"
@@ -146,26 +159,35 @@ run_wrk on >/dev/null
 run_wrk off >/dev/null
 DURATION=$DURATION_SAVED
 
-declare -a ON OFF
-printf '%-6s %14s %14s %8s\n' round "on req/s" "off req/s" "on/off"
+declare -a ON OFF ON_CPU OFF_CPU
+printf '%-6s %12s %12s %8s   %14s %14s %8s\n' round "on req/s" "off req/s" "on/off" "on req/CPU-s" "off req/CPU-s" "on/off"
 for round in $(seq "$ROUNDS"); do
   if (( round % 2 )); then
-    on=$(run_wrk on); off=$(run_wrk off)
+    read -r on on_cpu < <(run_wrk on); read -r off off_cpu < <(run_wrk off)
   else
-    off=$(run_wrk off); on=$(run_wrk on)
+    read -r off off_cpu < <(run_wrk off); read -r on on_cpu < <(run_wrk on)
   fi
-  ON+=("$on"); OFF+=("$off")
-  printf '%-6s %14.0f %14.0f %8.4f\n' "$round" "$on" "$off" "$(awk -v a="$on" -v b="$off" 'BEGIN {print a / b}')"
+  ON+=("$on"); OFF+=("$off"); ON_CPU+=("$on_cpu"); OFF_CPU+=("$off_cpu")
+  printf '%-6s %12.0f %12.0f %8.4f   %14.0f %14.0f %8.4f\n' "$round" "$on" "$off" \
+    "$(awk -v a="$on" -v b="$off" 'BEGIN {print a / b}')" "$on_cpu" "$off_cpu" \
+    "$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN {print a / b}')"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 on_median=$(median "${ON[@]}")
 off_median=$(median "${OFF[@]}")
+on_cpu_median=$(median "${ON_CPU[@]}")
+off_cpu_median=$(median "${OFF_CPU[@]}")
 ratio=$(awk -v a="$on_median" -v b="$off_median" 'BEGIN {print a / b}')
-cost=$(awk -v r="$ratio" 'BEGIN {print (1 - r) * 100}')
-printf '%-6s %14.0f %14.0f %8.4f\n' median "$on_median" "$off_median" "$ratio"
-printf 'metrics cost: %.2f%% of throughput (target: under 3%%) -- %s\n' "$cost" \
-  "$(awk -v c="$cost" 'BEGIN {print (c < 3) ? "PASS" : "FAIL"}')"
+cpu_ratio=$(awk -v a="$on_cpu_median" -v b="$off_cpu_median" 'BEGIN {print a / b}')
+printf '%-6s %12.0f %12.0f %8.4f   %14.0f %14.0f %8.4f\n' median "$on_median" "$off_median" "$ratio" \
+  "$on_cpu_median" "$off_cpu_median" "$cpu_ratio"
+# Requests per CPU-second of the responder is throughput per core: what other processes on a shared machine do
+# to wall-clock requests/s mostly cancels out of it. The target is judged on it; requests/s is shown beside.
+cost=$(awk -v r="$cpu_ratio" 'BEGIN {print (1 - r) * 100}')
+wall_cost=$(awk -v r="$ratio" 'BEGIN {print (1 - r) * 100}')
+printf 'metrics cost: %.2f%% of throughput per CPU-second (target: under 3%%) -- %s; by wall-clock requests/s: %.2f%%\n' \
+  "$cost" "$(awk -v c="$cost" 'BEGIN {print (c < 3) ? "PASS" : "FAIL"}')" "$wall_cost"
 
 # The 'on' responder counted what it answered: proof the measured path recorded metrics.
 counted=$(curl -sf "${METRICS[on]}" | awk '/^ocsp_responder_requests_total\{method="GET",outcome="unauthorized",verifier="none"\}/ {print $2}')

@@ -333,6 +333,7 @@ class Worker {
       if (evhttp_connection* connection = evhttp_request_get_connection(request)) {
         evhttp_connection_get_peer(connection, &address, &port);
       }
+      // TODO(verifier registry): the registry's name for a named slot; until then only the fixed two exist.
       access_log_->Append({dependencies_.clock.Now(),
                            verifier == metrics::kVerifierNone ? std::string_view("none") : "unregistered",
                            address != nullptr ? std::string_view(address) : std::string_view(), method, outcome,
