@@ -13,6 +13,9 @@
 # response, and counted (method, outcome, verifier, latency histogram, bytes) like any other request. When
 # stored (presigned) responses land, switch REQUEST to a served serial (see the TODO below).
 #
+# Last, bench/metrics_observe.cpp times the recording alone (CPU nanoseconds per request): the floor the
+# end-to-end figure should be read against.
+#
 # Exit status: 0 when both ran (whatever the ratio: a benchmark, not a test), 1 when something failed,
 # 2 on bad usage.
 set -euo pipefail
@@ -59,7 +62,7 @@ say() { echo "metrics-cost.sh: $*" >&2; }
 # --- tools and build -----------------------------------------------------------------------------------------
 bash "$ROOT/scripts/setup.sh" wrk >&2
 if (( BUILD )); then
-  (cd "$ROOT" && cmake --preset release >&2 && cmake --build --preset release -j2 --target ocsp-responder ocspctl >&2)
+  (cd "$ROOT" && cmake --preset release >&2 && cmake --build --preset release -j2 --target ocsp-responder ocspctl metrics-observe >&2)
 fi
 RESPONDER=$BIN_DIR/ocsp-responder
 CTL=$BIN_DIR/ocspctl
@@ -193,3 +196,13 @@ printf 'metrics cost: %.2f%% of throughput per CPU-second (target: under 3%%) --
 counted=$(curl -sf "${METRICS[on]}" | awk '/^ocsp_responder_requests_total\{method="GET",outcome="unauthorized",verifier="none"\}/ {print $2}')
 printf "the 'on' responder counted %s GET unauthorized requests\n" "${counted:-no}"
 [[ -n $counted && $counted != 0 ]] || { say "the 'on' responder counted nothing"; exit 1; }
+
+# The floor: what recording one request costs in isolation (CPU time of the recording thread), against the
+# responder's CPU time per request measured above.
+if [[ -x $BIN_DIR/metrics-observe ]]; then
+  observe=$("$BIN_DIR/metrics-observe")
+  echo "$observe"
+  ns=$(awk '/^workers 1:/ {print $3}' <<<"$observe")
+  awk -v ns="$ns" -v rate="$off_cpu_median" \
+    'BEGIN {printf "recording one request: %.1f ns = %.2f%% of the %.1f us of responder CPU a request takes here\n", ns, ns / (1e9 / rate) * 100, 1e6 / rate}'
+fi
