@@ -359,7 +359,7 @@ TEST_CASE("metrics: a scrape of 1,900 partitions and a long history stays bounde
   CHECK(*attempts < (16 << 20) / 200);  // lines are about 250 bytes
   CHECK(*attempts > (16 << 20) / 300);
   CHECK(Has(text, "ocsp_importer_last_result{issuer=\"test-ca\",partition=\"CN=Municipality 7 CRLDP,"));
-  CHECK(seconds < 5);  // a debug build; the release build's figure is in docs/metrics.md
+  CHECK(seconds < 20);  // generous: debug and sanitizer builds on a shared machine (figures: docs/metrics.md)
 
   // The next scrape reads nothing new: it costs the store walk only.
   const auto again = std::chrono::steady_clock::now();
