@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "importer/import.h"
@@ -8,6 +9,7 @@
 #include "metrics/store_collector.h"
 #include "common/openssl.h"
 #include "responder/access_log.h"
+#include "responder/signing_pool.h"
 #include "tests/support/test_pki.h"
 
 using namespace ocsp;
@@ -366,4 +368,25 @@ TEST_CASE("metrics: a scrape of 1,900 partitions and a long history stays bounde
   CHECK(Sample(f.Scrape(), "ocsp_importer_attempts_total{issuer=\"test-ca\",result=\"imported\"}") == *attempts);
   MESSAGE("second scrape: " << std::chrono::duration<double>(std::chrono::steady_clock::now() - again).count()
                             << " s");
+}
+
+TEST_CASE("metrics: the signing pool reports jobs running and waiting for the gauges") {
+  responder::SigningPool pool(1, 4);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> started;
+  REQUIRE(pool.TrySubmit([&started, released] {
+    started.set_value();
+    released.wait();
+  }));
+  started.get_future().wait();
+  REQUIRE(pool.TrySubmit([released] { released.wait(); }));
+  const auto load = pool.CurrentLoad();
+  CHECK(load.running == 1);
+  CHECK(load.waiting == 1);
+  CHECK(load.max_pending == 4);
+  release.set_value();
+  pool.Stop();
+  CHECK(pool.CurrentLoad().running == 0);
+  CHECK(pool.CurrentLoad().waiting == 0);
 }
