@@ -154,7 +154,8 @@ std::vector<SourceConfig> Sources(const toml::node& node, const std::vector<Issu
 
 Config Build(const toml::table& root, const std::filesystem::path& base) {
   Config config;
-  RejectUnknownKeys(root, {"responder", "store", "metrics", "import", "issuer", "source", "sync", "presign"}, "");
+  RejectUnknownKeys(root, {"responder", "store", "metrics", "log", "import", "issuer", "source", "sync", "presign"},
+                    "");
 
   if (const toml::table* responder = Table(root, "responder")) {
     const std::string where = "responder.";
@@ -244,9 +245,27 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
         << 20;
   }
 
+  if (const toml::table* log = Table(root, "log")) {
+    const std::string where = "log.";
+    RejectUnknownKeys(*log, {"level", "access_log"}, where);
+    if (auto level = String(*log, "level", where)) {
+      if (*level != "debug" && *level != "info" && *level != "warning" && *level != "error") {
+        throw ConfigError{where + "level = \"" + *level + "\" is not one of debug, info, warning, error"};
+      }
+      config.log_level = *level;
+    }
+    if (auto access_log = String(*log, "access_log", where); access_log && !access_log->empty()) {
+      config.access_log = Path(base, *access_log);
+    }
+  }
+
   if (const toml::table* metrics = Table(root, "metrics")) {
     const std::string where = "metrics.";
-    RejectUnknownKeys(*metrics, {"listen"}, where);
+    RejectUnknownKeys(*metrics, {"listen", "enabled"}, where);
+    if (const toml::node* enabled = metrics->get("enabled")) {
+      if (!enabled->is_boolean()) throw ConfigError{where + "enabled must be true or false"};
+      config.metrics_enabled = enabled->as_boolean()->get();
+    }
     if (auto listen = String(*metrics, "listen", where)) {
       if (listen->empty()) {
         config.metrics_listen.reset();

@@ -95,6 +95,13 @@ struct Config {
   std::size_t map_size_bytes = std::size_t{64} << 30;  // address space only: see store::kDefaultMapSizeBytes
 
   std::optional<ListenAddress> metrics_listen = ListenAddress{"127.0.0.1", 9810};
+  // false: requests are not counted or timed (the listener, if any, still serves the store's gauges). The
+  // metrics-cost benchmark compares both.
+  bool metrics_enabled = true;
+
+  std::string log_level = "info";  // "debug", "info", "warning", "error"
+  // One logfmt line per request, with the verifier, in this file (reopened on SIGUSR1); empty: no access log.
+  std::filesystem::path access_log;
 
   UnixSeconds import_max_clock_skew_seconds = 300;
   // Refuse a CRL with this fraction fewer entries than the one it replaces (0..1).

@@ -341,13 +341,15 @@ void AppendHistory(const std::filesystem::path& directory, const std::vector<His
   std::filesystem::create_directories(directory, ignored);
   std::ofstream out(directory / "history.jsonl", std::ios::app);
   for (const HistoryRecord& r : records) {
-    out << "{\"at\":" << r.at << ",\"issuer\":" << JsonQuote(r.issuer) << ",\"source\":" << JsonQuote(r.source)
+    out << "{\"at\":" << r.at << ",\"issuer\":" << JsonQuote(r.issuer)
+        << ",\"issuer_key\":" << JsonQuote(r.issuer_key) << ",\"source\":" << JsonQuote(r.source)
         << ",\"sha256\":" << JsonQuote(r.sha256) << ",\"kind\":" << JsonQuote(r.kind)
         << ",\"partition\":" << JsonQuote(r.partition) << ",\"number\":" << JsonQuote(r.number)
         << ",\"this_update\":" << r.this_update << ",\"next_update\":"
         << (r.next_update ? std::to_string(*r.next_update) : std::string("null")) << ",\"entries\":" << r.entries
         << ",\"added\":" << r.added << ",\"removed\":" << r.removed << ",\"changed\":" << r.changed
-        << ",\"result\":" << JsonQuote(r.result) << ",\"reason\":" << JsonQuote(r.reason) << "}\n";
+        << ",\"result\":" << JsonQuote(r.result) << ",\"reason\":" << JsonQuote(r.reason)
+        << ",\"seconds\":" << r.seconds << ",\"holds_kept\":" << r.holds_kept << "}\n";
   }
   out.flush();
   if (!out) Log(LogLevel::kError, "history_write_failed", {{"path", (directory / "history.jsonl").string()}});
@@ -470,8 +472,10 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
         record.next_update = file.parser ? file.parser->header().next_update : std::nullopt;
         if (file.hash_done) record.sha256 = ToHex(file.sha256);
       }
+      record.issuer_key = identity->id.hex();
       record.result = "refused";
       record.reason = error.Describe();
+      record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       history.push_back(std::move(record));
     }
     AppendHistory(store_directory_, history);
@@ -728,6 +732,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
       HistoryRecord record;
       record.at = now;
       record.issuer = identity->subject_text;
+      record.issuer_key = identity->id.hex();
       record.source = file.label();
       record.sha256 = ToHex(file.sha256);
       record.kind = ToString(file.kind);
@@ -749,6 +754,9 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
       history.back().removed = report.removed;
       history.back().changed = report.changed;
     }
+    if (!history.empty()) history.back().holds_kept = report.holds_kept;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    for (HistoryRecord& record : history) record.seconds = seconds;
     AppendHistory(store_directory_, history);
     if (changed_anything) PruneArchive(options_);
     for (const std::string& warning : report.warnings) Log(LogLevel::kWarning, "import_warning", {{"issuer", identity->subject_text}, {"warning", warning}});
@@ -833,7 +841,42 @@ std::int64_t ToInt(const std::string& text) {
   }
 }
 
+double ToDouble(const std::string& text) {
+  try {
+    return std::stod(text);
+  } catch (...) {
+    return 0;
+  }
+}
+
 }  // namespace
+
+std::optional<HistoryRecord> ParseHistoryLine(std::string_view line) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  if (line.empty() || !FlatJson(line).Parse(fields)) return std::nullopt;
+  HistoryRecord record;
+  for (const auto& [key, value] : fields) {
+    if (key == "at") record.at = ToInt(value);
+    else if (key == "issuer") record.issuer = value;
+    else if (key == "issuer_key") record.issuer_key = value;
+    else if (key == "source") record.source = value;
+    else if (key == "sha256") record.sha256 = value;
+    else if (key == "kind") record.kind = value;
+    else if (key == "partition") record.partition = value;
+    else if (key == "number") record.number = value;
+    else if (key == "this_update") record.this_update = ToInt(value);
+    else if (key == "next_update" && value != "null") record.next_update = ToInt(value);
+    else if (key == "entries") record.entries = static_cast<std::uint64_t>(ToInt(value));
+    else if (key == "added") record.added = static_cast<std::uint64_t>(ToInt(value));
+    else if (key == "removed") record.removed = static_cast<std::uint64_t>(ToInt(value));
+    else if (key == "changed") record.changed = static_cast<std::uint64_t>(ToInt(value));
+    else if (key == "result") record.result = value;
+    else if (key == "reason") record.reason = value;
+    else if (key == "seconds") record.seconds = ToDouble(value);
+    else if (key == "holds_kept") record.holds_kept = static_cast<std::uint64_t>(ToInt(value));
+  }
+  return record;
+}
 
 Result<std::vector<HistoryRecord>> ReadHistory(const std::filesystem::path& store_directory) {
   std::vector<HistoryRecord> out;
@@ -841,27 +884,7 @@ Result<std::vector<HistoryRecord>> ReadHistory(const std::filesystem::path& stor
   if (!in) return out;
   std::string line;
   while (std::getline(in, line)) {
-    std::vector<std::pair<std::string, std::string>> fields;
-    if (line.empty() || !FlatJson(line).Parse(fields)) continue;  // a torn last line after a crash
-    HistoryRecord record;
-    for (const auto& [key, value] : fields) {
-      if (key == "at") record.at = ToInt(value);
-      else if (key == "issuer") record.issuer = value;
-      else if (key == "source") record.source = value;
-      else if (key == "sha256") record.sha256 = value;
-      else if (key == "kind") record.kind = value;
-      else if (key == "partition") record.partition = value;
-      else if (key == "number") record.number = value;
-      else if (key == "this_update") record.this_update = ToInt(value);
-      else if (key == "next_update" && value != "null") record.next_update = ToInt(value);
-      else if (key == "entries") record.entries = static_cast<std::uint64_t>(ToInt(value));
-      else if (key == "added") record.added = static_cast<std::uint64_t>(ToInt(value));
-      else if (key == "removed") record.removed = static_cast<std::uint64_t>(ToInt(value));
-      else if (key == "changed") record.changed = static_cast<std::uint64_t>(ToInt(value));
-      else if (key == "result") record.result = value;
-      else if (key == "reason") record.reason = value;
-    }
-    out.push_back(std::move(record));
+    if (auto record = ParseHistoryLine(line)) out.push_back(std::move(*record));
   }
   return out;
 }

@@ -95,6 +95,7 @@ class Importer {
 struct HistoryRecord {
   UnixSeconds at = 0;
   std::string issuer;
+  std::string issuer_key;  // hex IssuerId: key generations that share a subject are told apart
   std::string source;
   std::string sha256;
   std::string kind;
@@ -105,7 +106,11 @@ struct HistoryRecord {
   std::uint64_t entries = 0, added = 0, removed = 0, changed = 0;
   std::string result;  // "imported", "unchanged", "refused"
   std::string reason;  // why it was refused
+  double seconds = 0;  // wall time of the whole import call this file was part of
+  std::uint64_t holds_kept = 0;  // on the last record of a call: holds a newer CRL dropped, kept revoked
 };
 Result<std::vector<HistoryRecord>> ReadHistory(const std::filesystem::path& store_directory);
+// One line of history.jsonl; nullopt for a line that does not parse (a torn last line after a crash).
+std::optional<HistoryRecord> ParseHistoryLine(std::string_view line);
 
 }  // namespace ocsp::importer

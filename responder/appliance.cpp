@@ -20,6 +20,7 @@ Result<LoadedIssuers> LoadIssuers(const config::Config& config, UnixSeconds now)
     if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
     auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
     if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
+    loaded.labels.push_back({identity->id, issuer.name});
     if (auto added = loaded.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
     loaded.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
   }

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "metrics/store_collector.h"
 #include "signer/signer.h"
 #include "store/issuer.h"
 
@@ -18,6 +19,7 @@ namespace ocsp::responder {
 struct LoadedIssuers {
   store::IssuerDirectory issuers;
   std::vector<std::unique_ptr<signer::Signer>> signers;  // signers[i] answers for issuers.at(i)
+  std::vector<metrics::IssuerLabel> labels;               // the configured names, for the store's metrics
 
   [[nodiscard]] std::vector<const signer::Signer*> signer_pointers() const;
 };

@@ -11,6 +11,8 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "responder/appliance.h"
+#include "metrics/store_collector.h"
+#include "responder/access_log.h"
 #include "responder/authority.h"
 #include "responder/presigner.h"
 #include "responder/response_writer.h"
@@ -28,7 +30,7 @@ namespace {
 
 using namespace ocsp;
 
-int Serve(const std::string& config_path, bool check_only) {
+int Serve(const std::string& config_path, bool check_only, bool debug_flag) {
   auto config = config::LoadConfig(config_path);
   if (!config) {
     std::cerr << "ocsp-responder: " << config.error().message << "\n";
@@ -60,10 +62,32 @@ int Serve(const std::string& config_path, bool check_only) {
     std::cerr << "ocsp-responder: " << store.error().Describe() << "\n";
     return 1;
   }
-  metrics::ResponderMetrics metrics(OCSP_VERSION);
+  if (!debug_flag) {
+    SetLogLevel(config->log_level == "debug"     ? LogLevel::kDebug
+                : config->log_level == "warning" ? LogLevel::kWarning
+                : config->log_level == "error"   ? LogLevel::kError
+                                                 : LogLevel::kInfo);
+  }
+  std::unique_ptr<responder::AccessLog> access_log;
+  if (!config->access_log.empty()) {
+    auto opened = responder::AccessLog::Open(config->access_log);
+    if (!opened) {
+      std::cerr << "ocsp-responder: " << opened.error().Describe() << "\n";
+      return 1;
+    }
+    access_log = std::move(*opened);
+  }
+  // No verifier registry yet: every request is labelled "none".
+  metrics::ResponderMetrics metrics(OCSP_VERSION, {}, {.enabled = config->metrics_enabled});
+  metrics.AddCollectable(std::make_shared<metrics::StoreCollector>(*store, config->store_path,
+                                                                   appliance->labels, clock));
   responder::StatusAuthority authority(*store, appliance->issuers, appliance->signer_pointers(), clock,
                                        config->next_update_grace_seconds, config->max_response_validity_seconds);
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
+  metrics.SetSigningLoadSource([&pool] {
+    const auto load = pool.CurrentLoad();
+    return metrics::SigningLoad{load.running, load.waiting, load.max_pending};
+  });
   std::unique_ptr<responder::ResponseWriter> writer;
   std::unique_ptr<responder::Presigner> presigner;
   if (config->presign.enabled) {
@@ -71,8 +95,9 @@ int Serve(const std::string& config_path, bool check_only) {
     presigner = std::make_unique<responder::Presigner>(*store, appliance->issuers, authority, *writer, clock,
                                                        responder::PresignOptionsFrom(config->presign));
   }
-  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock, writer.get()},
-                                        {&notifier, std::move(*sockets)});
+  auto server = responder::Server::Start(
+      *config, {authority, *store, metrics, pool, clock, writer.get(), access_log.get()},
+      {&notifier, std::move(*sockets)});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
@@ -119,7 +144,7 @@ int main(int argc, char** argv) {
   }
   if (debug) ocsp::SetLogLevel(ocsp::LogLevel::kDebug);
   try {
-    return Serve(config_path, check_only);
+    return Serve(config_path, check_only, debug);
   } catch (const std::exception& error) {
     ocsp::Log(ocsp::LogLevel::kError, "fatal", {{"error", error.what()}});
     return 1;

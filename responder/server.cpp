@@ -110,7 +110,9 @@ metrics::Outcome OutcomeOf(signer::ResponseStatus status) {
 struct PendingResponse {
   evhttp_request* request = nullptr;
   metrics::Method method = metrics::Method::kOther;
+  metrics::VerifierIndex verifier = metrics::kVerifierNone;
   Steady::time_point started;
+  double sign_seconds = 0;  // measured on the signing thread, recorded by the worker
   DecodedRequest decoded;
   Decision decision;
   Result<Bytes> signed_response = Bytes{};
@@ -119,7 +121,8 @@ struct PendingResponse {
 class Worker {
  public:
   Worker(ServerDependencies dependencies, const config::Config& config)
-      : dependencies_(dependencies), config_(config) {
+      : dependencies_(dependencies), config_(config), metrics_(dependencies.metrics.AddWorker()) {
+    if (dependencies.access_log != nullptr) access_log_.emplace(*dependencies.access_log);
     for (auto status : {signer::ResponseStatus::kMalformedRequest, signer::ResponseStatus::kInternalError,
                         signer::ResponseStatus::kTryLater, signer::ResponseStatus::kUnauthorized}) {
       exceptions_[static_cast<std::size_t>(status)] = signer::ExceptionResponse(status);
@@ -143,6 +146,12 @@ class Worker {
       const timeval period{static_cast<time_t>(heartbeat->count() / 1000000),
                            static_cast<suseconds_t>(heartbeat->count() % 1000000)};
       event_add(heartbeat_.get(), &period);
+    }
+    if (access_log_) {
+      // Lines reach the file within a second even when traffic is too light to fill the buffer.
+      flush_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnFlush, this));
+      const timeval second{1, 0};
+      if (!flush_ || event_add(flush_.get(), &second) != 0) return Fail(ErrorCode::kInternal, "flush timer");
     }
     evhttp_set_max_body_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes));
     // The request line counts towards the header limit: a GET request of max_request_bytes in base64.
@@ -182,6 +191,7 @@ class Worker {
 
   void Join() {
     if (thread_.joinable()) thread_.join();
+    if (access_log_) access_log_->Flush();
   }
 
   // Requests still waiting for a signature when the loop ended (after Join).
@@ -227,6 +237,7 @@ class Worker {
       event_base_loopexit(base_.get(), nullptr);
     }
   }
+  static void OnFlush(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->access_log_->Flush(); }
 
   void Handle(evhttp_request* request) {
     const auto started = Steady::now();
@@ -322,8 +333,7 @@ class Worker {
       const UnixSeconds now = worker->dependencies_.clock.Now();
       pending->signed_response =
           pending->decision.signer->Sign(pending->decision.answers, pending->decoded.nonce, now);
-      worker->dependencies_.metrics.ObserveSignature(
-          std::chrono::duration<double>(Steady::now() - sign_started).count());
+      pending->sign_seconds = std::chrono::duration<double>(Steady::now() - sign_started).count();
       if (pending->signed_response && !pending->decoded.nonce && worker->dependencies_.writer != nullptr &&
           pending->decoded.certs.size() == 1) {
         if (auto keep = KeepableResponse(pending->decision, pending->decoded.certs.front(),
@@ -352,7 +362,9 @@ class Worker {
     const UnixSeconds now = dependencies_.clock.Now();
     if (!StoredResponseServes((*stored)->info, decision.answers.front(), decision.signer_id, now)) return false;
     SendOcsp(request, (*stored)->der, (*stored)->info.next_update);
-    Observe(pending.method, decision.outcome, pending.started);
+    metrics_.ObserveAnswer(metrics::AnswerSource::kStored,
+                           static_cast<double>(std::max<UnixSeconds>(0, now - (*stored)->info.produced_at)));
+    Observe(request, pending.method, decision.outcome, pending.started, (*stored)->der.size());
     const auto hour = static_cast<std::uint32_t>(now / 3600);
     if ((*stored)->info.status == store::StoredStatus::kGood && (*stored)->info.requested_hour < hour &&
         dependencies_.writer != nullptr) {
@@ -385,11 +397,14 @@ class Worker {
         SendException(pending->request, signer::ResponseStatus::kInternalError, pending->method, pending->started);
         continue;
       }
+      metrics_.ObserveSignature(pending->sign_seconds);
+      metrics_.ObserveAnswer(metrics::AnswerSource::kSigned, 0);
       // A response that echoes a nonce is unique to its request: no cache may reuse it.
       const bool cacheable = !pending->decoded.nonce && pending->decision.next_update;
       SendOcsp(pending->request, *pending->signed_response,
                cacheable ? pending->decision.next_update : std::nullopt);
-      Observe(pending->method, pending->decision.outcome, pending->started);
+      Observe(pending->request, pending->method, pending->decision.outcome, pending->started,
+              pending->signed_response->size(), pending->verifier);
     }
   }
 
@@ -410,15 +425,16 @@ class Worker {
   void SendException(evhttp_request* request, signer::ResponseStatus status, metrics::Method method,
                      Steady::time_point started) {
     // Exceptions are sent unsigned with HTTP 200 (RFC 6960 2.3); caches must not keep them.
-    SendOcsp(request, exceptions_[static_cast<std::size_t>(status)], std::nullopt);
-    Observe(method, OutcomeOf(status), started);
+    const Bytes& body = exceptions_[static_cast<std::size_t>(status)];
+    SendOcsp(request, body, std::nullopt);
+    Observe(request, method, OutcomeOf(status), started, body.size());
   }
 
   void SendRefusal(evhttp_request* request, int code, const char* reason, metrics::Method method,
                    Steady::time_point started) {
     evhttp_add_header(evhttp_request_get_output_headers(request), "Cache-Control", "max-age=0, no-cache");
     evhttp_send_reply(request, code, reason, nullptr);
-    Observe(method, metrics::Outcome::kRefused, started);
+    Observe(request, method, metrics::Outcome::kRefused, started, 0);
   }
 
   void SendText(evhttp_request* request, int code, std::string_view text) {
@@ -427,9 +443,24 @@ class Worker {
     evhttp_send_reply(request, code, "OK", output_.get());
   }
 
-  void Observe(metrics::Method method, metrics::Outcome outcome, Steady::time_point started) {
-    dependencies_.metrics.ObserveRequest(method, outcome,
-                                         std::chrono::duration<double>(Steady::now() - started).count());
+  // After the reply is handed to libevent (the request object stays valid until this callback returns).
+  void Observe(evhttp_request* request, metrics::Method method, metrics::Outcome outcome, Steady::time_point started,
+               std::size_t bytes, metrics::VerifierIndex verifier = metrics::kVerifierNone) {
+    if (!metrics_.enabled() && !access_log_) return;  // metrics.enabled = false: not even a clock read
+    const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
+    metrics_.ObserveRequest(method, outcome, verifier, seconds, bytes);
+    if (access_log_) {
+      char* address = nullptr;
+      ev_uint16_t port = 0;
+      if (evhttp_connection* connection = evhttp_request_get_connection(request)) {
+        evhttp_connection_get_peer(connection, &address, &port);
+      }
+      // TODO(verifier registry): the registry's name for a named slot; until then only the fixed two exist.
+      access_log_->Append({dependencies_.clock.Now(),
+                           verifier == metrics::kVerifierNone ? std::string_view("none") : "unregistered",
+                           address != nullptr ? std::string_view(address) : std::string_view(), method, outcome,
+                           seconds, bytes});
+    }
   }
 
   ServerDependencies dependencies_;
@@ -448,6 +479,9 @@ class Worker {
   std::size_t in_flight_ = 0;  // handed to the signing pool, reply not sent yet; loop thread only
   std::atomic<Steady::rep> heartbeat_ticks_{0};
   EvbufferPtr output_;
+  EventPtr flush_;
+  metrics::WorkerMetrics& metrics_;
+  std::optional<AccessLogWriter> access_log_;
   std::optional<store::ReadTxn> txn_;
   double nonce_tokens_ = 0;
   Steady::time_point nonce_refilled_ = Steady::now();
@@ -465,6 +499,7 @@ struct Server::Control {
   EventPtr sigterm;
   EventPtr sighup;
   EventPtr watchdog;
+  EventPtr sigusr1;
   EventPtr stop;
   metrics::ResponderMetrics* metrics = nullptr;
   EvbufferPtr output;
@@ -532,6 +567,20 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
                        static_cast<suseconds_t>(period.count() % 1000000)};
     event_add(control->watchdog.get(), &tick);
   }
+  // logrotate renames the access log, then sends SIGUSR1: the workers' next writes go to the new file. Handled
+  // even without an access log, so a stray SIGUSR1 never kills the responder.
+  auto on_reopen = [](evutil_socket_t, short, void* log) {
+    auto* access_log = static_cast<AccessLog*>(log);
+    if (access_log == nullptr) {
+      Log(LogLevel::kInfo, "sigusr1_ignored", {{"why", "no access log is configured"}});
+    } else if (auto reopened = access_log->Reopen(); !reopened) {
+      Log(LogLevel::kError, "access_log_reopen_failed", {{"error", reopened.error().Describe()}});
+    } else {
+      Log(LogLevel::kInfo, "access_log_reopened", {{"path", access_log->path().string()}});
+    }
+  };
+  control->sigusr1.reset(evsignal_new(control->base.get(), SIGUSR1, on_reopen, dependencies.access_log));
+  event_add(control->sigusr1.get(), nullptr);
 
   if (config.metrics_listen || service.sockets.metrics.get() >= 0) {
     auto socket = service.sockets.metrics.get() >= 0 ? Result<Socket>(std::move(service.sockets.metrics))

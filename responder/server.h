@@ -6,8 +6,9 @@
 // the stored response when one states exactly what the store holds now; otherwise it hands signing to the
 // SigningPool, and the signed bytes come back through the worker's completion queue and are sent from its own
 // loop (and kept in the store through the ResponseWriter). A request's nonce is ignored or honoured within a
-// per-worker signing budget, as configured. The main thread runs a control loop: signals, /metrics and the
-// systemd watchdog.
+// per-worker signing budget, as configured. The main thread runs a control loop: signals (SIGUSR1 reopens the access log), /metrics
+// and the systemd watchdog. Each worker records into its own metrics::WorkerMetrics; /metrics merges them when
+// scraped.
 //
 // Service life (docs/operations.md): SIGHUP reloads (RELOADING=1, ReloadHook, READY=1) without closing a
 // connection; SIGTERM/SIGINT stop accepting, let in-flight requests finish for at most
@@ -28,6 +29,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "responder/access_log.h"
 #include "responder/authority.h"
 #include "responder/response_writer.h"
 #include "responder/service_notify.h"
@@ -44,6 +46,7 @@ struct ServerDependencies {
   const Clock& clock;
   // Keeps what is signed on demand (nullptr: nothing is kept, every answer is signed).
   ResponseWriter* writer = nullptr;
+  AccessLog* access_log = nullptr;  // log.access_log; reopened on SIGUSR1
 };
 
 // What the service manager provides. Both parts are optional.

@@ -20,6 +20,11 @@ bool SigningPool::TrySubmit(std::function<void()> job) {
   return true;
 }
 
+SigningPool::Load SigningPool::CurrentLoad() const {
+  std::lock_guard lock(mutex_);
+  return {pending_ - queue_.size(), queue_.size(), max_pending_};
+}
+
 void SigningPool::Stop() {
   {
     std::lock_guard lock(mutex_);

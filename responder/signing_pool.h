@@ -23,13 +23,21 @@ class SigningPool {
   SigningPool& operator=(const SigningPool&) = delete;
 
   [[nodiscard]] bool TrySubmit(std::function<void()> job);
+
+  // For the metrics scrape (takes the pool's lock briefly; never call it per request).
+  struct Load {
+    std::size_t running = 0;  // jobs a thread is executing
+    std::size_t waiting = 0;  // jobs queued for a thread
+    std::size_t max_pending = 0;
+  };
+  [[nodiscard]] Load CurrentLoad() const;
   // Runs what is queued, then joins the threads. Later TrySubmit calls are refused.
   void Stop();
 
  private:
   void Run();
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> queue_;
   std::size_t pending_ = 0;  // queued + running

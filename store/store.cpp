@@ -485,6 +485,30 @@ Result<std::uint64_t> Store::CountRevoked(MDB_txn* txn, std::uint32_t issuer_no)
   return count;
 }
 
+Result<MapInfo> Store::GetMapInfo() const {
+  MDB_envinfo info{};
+  if (int rc = mdb_env_info(env_.get(), &info); rc != 0) return std::unexpected(LmdbError(rc, "mdb_env_info"));
+  MDB_stat stat{};
+  if (int rc = mdb_env_stat(env_.get(), &stat); rc != 0) return std::unexpected(LmdbError(rc, "mdb_env_stat"));
+  MapInfo out;
+  out.map_size_bytes = info.me_mapsize;
+  out.used_bytes = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize;
+  out.max_readers = info.me_maxreaders;
+  // me_numreaders is a high-water mark; the reader list names the slots held now, one line each after a header.
+  std::uint32_t lines = 0;
+  mdb_reader_list(
+      env_.get(),
+      [](const char* message, void* context) -> int {
+        for (const char* c = message; *c != '\0'; ++c) {
+          if (*c == '\n') ++*static_cast<std::uint32_t*>(context);
+        }
+        return 0;
+      },
+      &lines);
+  out.readers_used = lines > 0 ? lines - 1 : 0;
+  return out;
+}
+
 Result<void> Store::PutIssuer(MDB_txn* txn, const IssuerRecord& issuer) {
   const IssuerState& state = issuer.state;
   Bytes value;

@@ -150,6 +150,14 @@ bool SerialLess(ByteView a, ByteView b);
 // million live entries several times over, with room for two days of a large import.
 inline constexpr std::size_t kDefaultMapSizeBytes = std::size_t{64} << 30;
 
+// The environment's size and reader table, for monitoring (mdb_env_info, mdb_env_stat, mdb_reader_list).
+struct MapInfo {
+  std::uint64_t map_size_bytes = 0;   // the configured map size: the most the store can grow to
+  std::uint64_t used_bytes = 0;       // pages up to the last one used, times the page size
+  std::uint32_t max_readers = 0;      // reader table slots
+  std::uint32_t readers_used = 0;     // slots held now (a reset read transaction keeps its slot)
+};
+
 struct StoreOptions {
   std::size_t map_size_bytes = kDefaultMapSizeBytes;
   bool read_only = false;
@@ -273,6 +281,8 @@ class Store {
                                                          std::uint32_t crl_id) const;
   [[nodiscard]] Result<std::optional<CompromiseRecord>> GetCompromise(MDB_txn* txn, std::uint32_t issuer_no) const;
   [[nodiscard]] Result<std::uint64_t> CountRevoked(MDB_txn* txn, std::uint32_t issuer_no) const;
+  // No transaction: reads the environment's header and reader table (a few microseconds, no lock held after).
+  [[nodiscard]] Result<MapInfo> GetMapInfo() const;
 
   // Stored responses. GetResponse allocates nothing.
   [[nodiscard]] Result<std::optional<StoredResponse>> GetResponse(MDB_txn* txn, std::uint32_t issuer_no,

@@ -34,6 +34,7 @@ class Background {
   // SIGKILL, wait: no chance to clean up.
   void Kill();
   [[nodiscard]] bool Running();
+  [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

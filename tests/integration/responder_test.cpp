@@ -394,9 +394,9 @@ TEST_CASE("integration: /metrics counts requests by outcome on its own listener"
   const auto body = appliance.path("metrics.txt");
   REQUIRE(appliance.Curl({appliance.metrics_url()}, body) == "200");
   const std::string text = ReadText(body);
-  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"good\"} 1"));
-  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"revoked\"} 1"));
-  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"unauthorized\"} 1"));
+  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"good\",verifier=\"none\"} 1"));
+  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"revoked\",verifier=\"none\"} 1"));
+  CHECK(Contains(text, "ocsp_responder_requests_total{method=\"POST\",outcome=\"unauthorized\",verifier=\"none\"} 1"));
   CHECK(Contains(text, "ocsp_responder_request_duration_seconds_count 3"));
   // The OCSP port does not serve metrics.
   CHECK(appliance.Curl({appliance.url() + "metrics"}, body) == "200");

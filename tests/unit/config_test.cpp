@@ -217,3 +217,26 @@ TEST_CASE("config: [import] shrink limit and archive: defaults, off, relative pa
   CHECK(message("[import]\narchive_directory = 1\n").find("must be a string") != std::string::npos);
   CHECK(message("[import]\narchive = \"off\"\n") == "unknown key import.archive");
 }
+
+TEST_CASE("config: metrics.enabled, log.level and log.access_log, with their defaults and mistakes") {
+  auto defaults = ParseConfig("", "/etc/ocsp");
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->metrics_enabled);
+  CHECK(defaults->log_level == "info");
+  CHECK(defaults->access_log.empty());
+
+  auto set = ParseConfig("[metrics]\nenabled = false\n[log]\nlevel = \"warning\"\naccess_log = \"log/access.log\"\n",
+                         "/etc/ocsp");
+  REQUIRE(set.has_value());
+  CHECK_FALSE(set->metrics_enabled);
+  CHECK(set->log_level == "warning");
+  CHECK(set->access_log == "/etc/ocsp/log/access.log");
+
+  auto bad_level = ParseConfig("[log]\nlevel = \"verbose\"\n", "/");
+  REQUIRE_FALSE(bad_level.has_value());
+  CHECK(bad_level.error().message.find("log.level") != std::string::npos);
+  auto bad_enabled = ParseConfig("[metrics]\nenabled = \"no\"\n", "/");
+  REQUIRE_FALSE(bad_enabled.has_value());
+  CHECK(bad_enabled.error().message.find("metrics.enabled") != std::string::npos);
+  CHECK_FALSE(ParseConfig("[log]\nformat = \"json\"\n", "/").has_value());
+}
