@@ -51,7 +51,11 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
     if (!index) {
       return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized, "issuer not served");
     }
-    const signer::Signer* signer = signers_[*index];
+    const signer::Signer* signer = signers_[*index]->Active(now);
+    if (signer == nullptr) {
+      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+                       "no responder certificate of the issuer is valid now");
+    }
     if (decision.signer != nullptr && decision.signer != signer) {
       return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
                        "CertIDs of issuers with different responder certificates in one request");

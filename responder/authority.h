@@ -2,6 +2,7 @@
 //
 //   CertID hash we do not serve, or an issuer not configured  -> unauthorized (unsigned)
 //   a CRL of the issuer is past nextUpdate plus the grace     -> tryLater: never an expired answer
+//   no responder certificate of the issuer valid now          -> tryLater
 //   the issuer's key is declared compromised (cACompromise)   -> revoked for every serial from that time
 //   serial listed by a CRL or partition of the issuer         -> revoked, with the entry's time, reason and
 //                                                                invalidity date
@@ -38,9 +39,9 @@ struct Decision {
 
 class StatusAuthority {
  public:
-  // `signers[i]` answers for `issuers.at(i)`.
+  // `signers[i]` answers for `issuers.at(i)`; its Active(now) signs.
   StatusAuthority(const store::Store& store, const store::IssuerDirectory& issuers,
-                  std::vector<const signer::Signer*> signers, const Clock& clock,
+                  std::vector<const signer::SignerSet*> signers, const Clock& clock,
                   UnixSeconds next_update_grace_seconds)
       : store_(store),
         issuers_(issuers),
@@ -53,7 +54,7 @@ class StatusAuthority {
  private:
   const store::Store& store_;
   const store::IssuerDirectory& issuers_;
-  std::vector<const signer::Signer*> signers_;
+  std::vector<const signer::SignerSet*> signers_;
   const Clock& clock_;
   UnixSeconds grace_;
 };

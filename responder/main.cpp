@@ -26,7 +26,7 @@ using namespace ocsp;
 // Everything the configuration names, loaded and checked.
 struct Appliance {
   store::IssuerDirectory issuers;
-  std::vector<std::unique_ptr<signer::Signer>> signers;  // parallel to issuers
+  std::vector<std::unique_ptr<signer::SignerSet>> signers;  // parallel to issuers
 };
 
 Result<Appliance> LoadIssuers(const config::Config& config, UnixSeconds now) {
@@ -37,10 +37,15 @@ Result<Appliance> LoadIssuers(const config::Config& config, UnixSeconds now) {
     if (!ca) return Fail(ca.error().code, "issuer " + issuer.name + ": " + ca.error().message);
     auto identity = store::IssuerIdentity::FromCertificate(ca->get());
     if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
-    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
-    if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
+    std::vector<signer::SignerFiles> responders;
+    for (const config::ResponderConfig& responder : issuer.responders) {
+      responders.push_back(
+          {responder.certificate, responder.key, responder.pkcs11_module, responder.pin_file, responder.signature});
+    }
+    auto signers = signer::SignerSet::Load(responders, ca->get(), now);
+    if (!signers) return Fail(signers.error().code, "issuer " + issuer.name + ": " + signers.error().message);
     if (auto added = appliance.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
-    appliance.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
+    appliance.signers.push_back(std::make_unique<signer::SignerSet>(std::move(*signers)));
   }
   return appliance;
 }
@@ -69,7 +74,7 @@ int Serve(const std::string& config_path, bool check_only) {
     return 1;
   }
   metrics::ResponderMetrics metrics(OCSP_VERSION);
-  std::vector<const signer::Signer*> signers;
+  std::vector<const signer::SignerSet*> signers;
   for (const auto& signer : appliance->signers) signers.push_back(signer.get());
   responder::StatusAuthority authority(*store, appliance->issuers, std::move(signers), clock,
                                        config->next_update_grace_seconds);
