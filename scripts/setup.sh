@@ -17,6 +17,7 @@ PACKAGES=(
   libcli11-dev
   libsystemd-dev
   gnutls-bin curl ca-certificates
+  softhsm2 libengine-pkcs11-openssl
 )
 PACKAGES+=("$@")
 

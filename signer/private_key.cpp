@@ -42,7 +42,7 @@ Result<PrivateKey> LoadPemKey(const std::filesystem::path& path) {
     return Fail(ErrorCode::kInvalidArgument,
                 "the responder key " + path.string() + " is not a PEM private key: " + DrainOpenSslErrors());
   }
-  return PrivateKey{nullptr, std::move(key), false};
+  return PrivateKey{nullptr, std::move(key)};
 }
 
 // Owns a structural and a functional reference to an initialised pkcs11 engine bound to one module.
@@ -129,7 +129,7 @@ Result<PrivateKey> LoadPkcs11Key(const std::string& uri, const std::filesystem::
     return Fail(ErrorCode::kNotFound, "cannot load the PKCS#11 key " + uri + " from " + module.string() +
                                           " (wrong PIN, token or object?): " + DrainOpenSslErrors());
   }
-  return PrivateKey{std::static_pointer_cast<void>(*engine), std::move(key), true};
+  return PrivateKey{std::static_pointer_cast<void>(*engine), std::move(key)};
 }
 
 }  // namespace

@@ -22,7 +22,6 @@ struct PrivateKey {
   // Declared first so it is destroyed last: an engine key needs its engine until it is freed.
   std::shared_ptr<void> engine;
   UniquePtr<EVP_PKEY> key;
-  bool from_hsm = false;
 };
 
 // `location` is a PEM file or a "pkcs11:" URI; `module` and `pin_file` are for PKCS#11 only (required there,

@@ -270,8 +270,9 @@ Result<Signer> Signer::Load(const SignerFiles& files, const X509* issuer, UnixSe
   auto loaded = LoadPrivateKey(files.key, files.pkcs11_module, files.pin_file);
   if (!loaded) return std::unexpected(loaded.error());
   const std::string mismatch = "the key " + files.key + " does not belong to the certificate " + name;
-  // A PKCS#11 EC key may come without its public point; the signature check below decides for those.
-  if (!loaded->from_hsm && X509_check_private_key(certificate->get(), loaded->key.get()) != 1) {
+  // Compares the public halves (libp11 fills them in from the token); the signature check at the end of Load
+  // then proves the private half.
+  if (X509_check_private_key(certificate->get(), loaded->key.get()) != 1) {
     ERR_clear_error();
     return Fail(ErrorCode::kInvalidArgument, mismatch);
   }
