@@ -221,3 +221,12 @@ TEST_CASE("authority: with an expected partition missing, an unlisted serial is 
   REQUIRE_FALSE(listed.exception.has_value());
   CHECK(listed.answers[0].status == CertStatus::kRevoked);
 }
+
+TEST_CASE("authority: when every responder certificate of the issuer has expired, the answer is tryLater") {
+  Fixture f;
+  f.clock.Set(*ToUnixSeconds(X509_get0_notAfter(f.ca.responder_certificate.get())) + 1);
+  Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+  REQUIRE(decision.exception.has_value());
+  CHECK(*decision.exception == ResponseStatus::kTryLater);
+  CHECK(decision.reason.find("no responder certificate") != std::string::npos);
+}
