@@ -152,9 +152,13 @@ TEST_CASE("signer (PKCS#11): a token key and a file key roll over in one set, an
     REQUIRE(der.has_value());
     CHECK(VerifiesAgainst(Parse(*der).get(), ca, at));
   }
-  // A second set from the same token shares the loaded module; dropping one leaves the other working.
+  // A second set from the same token shares the loaded module; loading it (a second login) leaves the first
+  // one's key usable, and dropping the first leaves the second working.
   auto second = SignerSet::Load({files.data(), 1}, ca.certificate.get(), now);
   REQUIRE(second.has_value());
+  auto first_again = set->Active(now)->Sign({&answer, 1}, std::nullopt, now);
+  REQUIRE(first_again.has_value());
+  CHECK(VerifiesAgainst(Parse(*first_again).get(), ca));
   set = Fail(ErrorCode::kInternal, "dropped");
   auto der = second->Active(now)->Sign({&answer, 1}, std::nullopt, now);
   REQUIRE(der.has_value());
