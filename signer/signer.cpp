@@ -223,7 +223,16 @@ Result<Bytes> Signer::SignTbs(ByteView tbs) const {
   std::size_t length = signature.size();
   bool ok = false;
   if (key_->scheme == Scheme::kEdDsa) {
-    ok = EVP_DigestSign(context->message.get(), signature.data(), &length, tbs.data(), tbs.size()) == 1;
+    EVP_MD_CTX* message = context->message.get();
+    ok = EVP_DigestSign(message, signature.data(), &length, tbs.data(), tbs.size()) == 1;
+    if (!ok) {
+      // OpenSSL 3.0 lets a one-shot context sign again; 3.2 refuses a finalised one (openssl#23075) until it is
+      // initialised anew. Pay for that only where it is needed.
+      ERR_clear_error();
+      length = signature.size();
+      ok = EVP_DigestSignInit(message, nullptr, nullptr, nullptr, key_->private_key.key.get()) == 1 &&
+           EVP_DigestSign(message, signature.data(), &length, tbs.data(), tbs.size()) == 1;
+    }
   } else {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_length = 0;
