@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 
 #include <cstring>
-#include <map>
 #include <mutex>
+#include <optional>
 
 namespace ocsp::signer {
 namespace {
@@ -61,10 +61,14 @@ class Pkcs11Engine {
   ENGINE* engine_;
 };
 
-// A PKCS#11 module may be initialised once per process, so its engine is shared by every key loaded from it.
+// OpenSSL keeps one "pkcs11" engine per process (ENGINE_by_id adds it to its global list), and libp11 binds
+// that engine to the first module it loads and keeps it loaded: a MODULE_PATH given later is silently ignored.
+// So the process has one PKCS#11 module, and asking for another is an error rather than a key from the wrong
+// token.
 struct EngineRegistry {
   std::mutex mutex;
-  std::map<std::filesystem::path, std::weak_ptr<Pkcs11Engine>> by_module;
+  std::weak_ptr<Pkcs11Engine> engine;
+  std::optional<std::filesystem::path> bound_module;  // sticky: libp11 never unloads it
 };
 EngineRegistry& Registry() {
   static EngineRegistry registry;
@@ -73,8 +77,17 @@ EngineRegistry& Registry() {
 
 // Called with the registry locked.
 Result<std::shared_ptr<Pkcs11Engine>> EngineFor(const std::filesystem::path& module) {
-  auto& slot = Registry().by_module[module];
-  if (auto existing = slot.lock()) return existing;
+  EngineRegistry& registry = Registry();
+  if (registry.bound_module && *registry.bound_module != module) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the PKCS#11 module " + module.string() + " cannot be used beside " +
+                    registry.bound_module->string() +
+                    ": OpenSSL's pkcs11 engine holds one module per process; use one pkcs11_module for every key");
+  }
+  if (std::error_code error; !std::filesystem::is_regular_file(module, error)) {
+    return Fail(ErrorCode::kNotFound, "the PKCS#11 module " + module.string() + " does not exist");
+  }
+  if (auto existing = registry.engine.lock()) return existing;
 
   // ENGINE_by_id finds Debian's libengine-pkcs11-openssl in OpenSSL's engines directory.
   ENGINE* raw = ENGINE_by_id("pkcs11");
@@ -91,7 +104,8 @@ Result<std::shared_ptr<Pkcs11Engine>> EngineFor(const std::filesystem::path& mod
     return Fail(ErrorCode::kCrypto, "cannot load the PKCS#11 module " + module.string() + ": " + why);
   }
   auto engine = std::make_shared<Pkcs11Engine>(raw);
-  slot = engine;
+  registry.engine = engine;
+  registry.bound_module = module;
   return engine;
 }
 

@@ -2,9 +2,10 @@
 // Internal to signer/.
 //
 // Debian 12 ships no pkcs11 provider for OpenSSL 3, only the libp11 engine (libengine-pkcs11-openssl); the
-// ENGINE API is deprecated in OpenSSL 3 but still the one way there. One engine per PKCS#11 module per process:
-// a module may be C_Initialize'd once, so keys from the same module share it, and the engine (and module) stay
-// loaded while any key from it lives.
+// ENGINE API is deprecated in OpenSSL 3 but still the one way there. OpenSSL holds one pkcs11 engine per
+// process and libp11 binds it to one module for the life of the process, so every PKCS#11 key of a process must
+// name the same module (another one is refused, never silently ignored). Keys share the engine, which stays
+// initialised while any of them lives.
 // Thread safety: LoadPrivateKey may be called from several threads (the engine registry is locked); a loaded
 // key is as thread-safe as any EVP_PKEY (libp11 takes a session per operation).
 #pragma once

@@ -14,7 +14,7 @@
 // responderID, signature algorithm and certificate are encoded once at Load) and a hash of the ~250-octet
 // tbsResponseData; signing contexts are pooled, not rebuilt per call. Never call it on an event loop.
 // Thread safety: a Signer and a SignerSet are immutable after Load (the context pool is internally locked);
-// any number of threads may Sign at once, PKCS#11 keys included (libp11 hands each thread its own session).
+// any number of threads may Sign at once, PKCS#11 keys included (libp11 keeps a session pool per slot).
 #pragma once
 
 #include <openssl/ocsp.h>

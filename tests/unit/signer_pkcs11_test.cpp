@@ -1,9 +1,10 @@
-// The signer with keys in a real PKCS#11 token: SoftHSM2, through OpenSSL's pkcs11 engine (libp11). Each test
-// makes its own token in a temporary directory (SOFTHSM2_CONF), imports a key with softhsm2-util, removes the
-// key file, and signs through the token. scripts/setup.sh installs softhsm2 and libengine-pkcs11-openssl; a
+// The signer with keys in a real PKCS#11 token: SoftHSM2, through OpenSSL's pkcs11 engine (libp11). The tokens
+// live in a temporary directory (SOFTHSM2_CONF); each test imports its keys with softhsm2-util, removes the key
+// files, and signs through the token. scripts/setup.sh installs softhsm2 and libengine-pkcs11-openssl; a
 // machine without them fails these tests rather than skipping them.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -26,64 +27,82 @@ namespace {
 constexpr const char* kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
 constexpr const char* kPin = "615243";
 
-// A SoftHSM2 token of its own, under a temporary directory.
-struct SoftHsmToken {
-  TempDir dir;
-  std::filesystem::path pin_file = dir.path() / "pin";
+// The SoftHSM2 tokens of this test process, under a temporary directory. A PKCS#11 module reads its
+// configuration once per process (and libp11 keeps the module's state), so every test in a process shares
+// one token directory; keys get unique labels. "ocsp-test" holds the keys; "ocsp-pin" is never logged into
+// with its right PIN, so a wrong PIN is really checked there (a token already logged in accepts any).
+class SoftHsm {
+ public:
+  static const SoftHsm& Get() {
+    static const SoftHsm instance;
+    return instance;
+  }
 
-  SoftHsmToken() {
+  [[nodiscard]] const std::filesystem::path& dir() const { return dir_.path(); }
+  [[nodiscard]] const std::filesystem::path& pin_file() const { return pin_file_; }
+
+  void Run(const std::string& command) const {
+    const auto log = dir() / "command.log";
+    const int status = std::system((command + " >'" + log.string() + "' 2>&1").c_str());
+    auto output = ReadFile(log);
+    INFO("output: ", output ? std::string(output->begin(), output->end()) : std::string());
+    REQUIRE_MESSAGE(status == 0, command);
+  }
+
+  // Moves the PEM key of `files` into `token` under a fresh label and points `files` at it: the key file is
+  // deleted, so only the token can sign.
+  SignerFiles MoveIntoToken(SignerFiles files, const std::string& token = "ocsp-test") const {
+    static int next = 1;
+    const int number = next++;
+    char id[8];
+    std::snprintf(id, sizeof id, "%04x", number);
+    const std::string label = "key" + std::to_string(number);
+    Run("softhsm2-util --import '" + files.key + "' --token " + token + " --label " + label + " --id " + id +
+        " --pin " + kPin);
+    std::filesystem::remove(files.key);
+    files.key = "pkcs11:token=" + token + ";object=" + label + ";type=private";
+    files.pkcs11_module = kSoftHsmModule;
+    files.pin_file = pin_file_;
+    return files;
+  }
+
+ private:
+  SoftHsm() {
     REQUIRE_MESSAGE(std::filesystem::exists(kSoftHsmModule),
                     "SoftHSM2 is missing: run scripts/setup.sh (softhsm2, libengine-pkcs11-openssl)");
-    std::filesystem::create_directories(dir.path() / "tokens");
-    const auto conf = dir.path() / "softhsm2.conf";
-    ocsp::testing::WriteFile(conf, "directories.tokendir = " + (dir.path() / "tokens").string() +
+    std::filesystem::create_directories(dir() / "tokens");
+    const auto conf = dir() / "softhsm2.conf";
+    ocsp::testing::WriteFile(conf, "directories.tokendir = " + (dir() / "tokens").string() +
                                        "\nobjectstore.backend = file\nlog.level = ERROR\n");
     // Read by the module at C_Initialize, in this process and in softhsm2-util alike.
     REQUIRE(::setenv("SOFTHSM2_CONF", conf.c_str(), 1) == 0);
-    Run("softhsm2-util --init-token --free --label ocsp-test --so-pin 12345678 --pin " + std::string(kPin));
-    ocsp::testing::WriteFile(pin_file, std::string(kPin) + "\n");
-    std::filesystem::permissions(pin_file, std::filesystem::perms::owner_read);
+    for (const char* label : {"ocsp-test", "ocsp-pin"}) {
+      Run(std::string("softhsm2-util --init-token --free --label ") + label + " --so-pin 12345678 --pin " + kPin);
+    }
+    ocsp::testing::WriteFile(pin_file_, std::string(kPin) + "\n");
+    std::filesystem::permissions(pin_file_, std::filesystem::perms::owner_read);
   }
 
-  void Run(const std::string& command) const {
-    const auto log = dir.path() / "command.log";
-    const int status = std::system((command + " >'" + log.string() + "' 2>&1").c_str());
-    INFO("output: ", ReadText(log));
-    REQUIRE_MESSAGE(status == 0, command);
-  }
-  static std::string ReadText(const std::filesystem::path& path) {
-    auto data = ReadFile(path);
-    return data ? std::string(data->begin(), data->end()) : std::string();
-  }
-
-  // Moves the PEM key of `files` into the token as `label` and points `files` at it: the file is deleted, so
-  // only the token can sign.
-  SignerFiles MoveIntoToken(SignerFiles files, const std::string& label, const std::string& id) const {
-    Run("softhsm2-util --import '" + files.key + "' --token ocsp-test --label " + label + " --id " + id +
-        " --pin " + kPin);
-    std::filesystem::remove(files.key);
-    files.key = "pkcs11:token=ocsp-test;object=" + label + ";type=private";
-    files.pkcs11_module = kSoftHsmModule;
-    files.pin_file = pin_file;
-    return files;
-  }
+  TempDir dir_;
+  std::filesystem::path pin_file_ = dir_.path() / "pin";
 };
 
 }  // namespace
 
 TEST_CASE("signer (PKCS#11): RSA and ECDSA keys in SoftHSM2 sign responses that OpenSSL verifies") {
-  SoftHsmToken token;
+  const SoftHsm& hsm = SoftHsm::Get();
+  TempDir dir;
   const TestCa ca = TestCa::Create();
-  ocsp::testing::WriteFile(token.dir.path() / "ca.pem", ocsp::testing::ToPem(ca.certificate.get()));
+  ocsp::testing::WriteFile(dir.path() / "ca.pem", ocsp::testing::ToPem(ca.certificate.get()));
   const UnixSeconds now = SystemClock().Now();
   auto rsa = GenerateKey(KeyType::kRsa2048);
   auto ec = GenerateKey(KeyType::kEcP256);
-  const SignerFiles rsa_files =
-      token.MoveIntoToken(WriteResponder(token.dir.path(), "rsa", ca, rsa.get(), {}), "rsa", "01");
-  const SignerFiles ec_files =
-      token.MoveIntoToken(WriteResponder(token.dir.path(), "ec", ca, ec.get(), {}), "ec", "02");
+  const SignerFiles rsa_files = hsm.MoveIntoToken(WriteResponder(dir.path(), "rsa", ca, rsa.get(), {}));
+  const SignerFiles ec_files = hsm.MoveIntoToken(WriteResponder(dir.path(), "ec", ca, ec.get(), {}));
   SignerFiles rsa_pss_files = rsa_files;
   rsa_pss_files.signature = "rsa-pss";
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "rsa-responder.key"));
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "ec-responder.key"));
 
   struct Case {
     const char* name;
@@ -95,7 +114,6 @@ TEST_CASE("signer (PKCS#11): RSA and ECDSA keys in SoftHSM2 sign responses that 
                         Case{"ecdsa-p256", ec_files, NID_ecdsa_with_SHA256}}) {
     const std::string name = c.name;
     CAPTURE(name);
-    REQUIRE_FALSE(std::filesystem::exists(token.dir.path() / (name.substr(0, name.find('-')) + "-responder.key")));
     auto signer = Signer::Load(c.files, ca.certificate.get(), now);
     REQUIRE_MESSAGE(signer.has_value(), signer.error().message);
     auto cert_id = MakeCertId(ca.certificate.get(), Serial(0x1002), EVP_sha1());
@@ -106,9 +124,9 @@ TEST_CASE("signer (PKCS#11): RSA and ECDSA keys in SoftHSM2 sign responses that 
     CHECK(VerifiesAgainst(basic.get(), ca));
     CHECK(OBJ_obj2nid(OCSP_resp_get0_tbs_sigalg(basic.get())->algorithm) == c.algorithm);
 
-    const auto response_path = token.dir.path() / (name + ".der");
+    const auto response_path = dir.path() / (name + ".der");
     ocsp::testing::WriteFile(response_path, ByteView(*der));
-    const auto [exit_code, output] = RunOpenSslOcsp(response_path, token.dir.path() / "ca.pem", "0x1002");
+    const auto [exit_code, output] = RunOpenSslOcsp(response_path, dir.path() / "ca.pem", "0x1002");
     CHECK_MESSAGE(exit_code == 0, output);
     CHECK_MESSAGE(output.find("Response verify OK") != std::string::npos, output);
     CHECK_MESSAGE(output.find("0x1002: revoked") != std::string::npos, output);
@@ -116,14 +134,14 @@ TEST_CASE("signer (PKCS#11): RSA and ECDSA keys in SoftHSM2 sign responses that 
 }
 
 TEST_CASE("signer (PKCS#11): several threads sign with one token key at once") {
-  SoftHsmToken token;
+  const SoftHsm& hsm = SoftHsm::Get();
+  TempDir dir;
   const TestCa ca = TestCa::Create();
   const UnixSeconds now = SystemClock().Now();
   for (const KeyType type : {KeyType::kEcP256, KeyType::kRsa2048}) {
     auto key = GenerateKey(type);
-    const std::string label = type == KeyType::kEcP256 ? "ec" : "rsa";
-    auto files = token.MoveIntoToken(WriteResponder(token.dir.path(), label, ca, key.get(), {}), label,
-                                     type == KeyType::kEcP256 ? "11" : "12");
+    auto files = hsm.MoveIntoToken(WriteResponder(dir.path(), type == KeyType::kEcP256 ? "ec" : "rsa", ca,
+                                                  key.get(), {}));
     auto signer = Signer::Load(files, ca.certificate.get(), now);
     REQUIRE_MESSAGE(signer.has_value(), signer.error().message);
     CHECK(SignsConcurrently(*signer, ca, 4, 25));
@@ -131,14 +149,15 @@ TEST_CASE("signer (PKCS#11): several threads sign with one token key at once") {
 }
 
 TEST_CASE("signer (PKCS#11): a token key and a file key roll over in one set, and outlive each other") {
-  SoftHsmToken token;
+  const SoftHsm& hsm = SoftHsm::Get();
+  TempDir dir;
   const TestCa ca = TestCa::Create();
   const UnixSeconds now = SystemClock().Now();
   auto hsm_key = GenerateKey(KeyType::kEcP256);
   auto file_key = GenerateKey(KeyType::kEcP256);
   const std::vector<SignerFiles> files = {
-      token.MoveIntoToken(WriteResponder(token.dir.path(), "hsm", ca, hsm_key.get(), {}), "hsm", "21"),
-      WriteResponder(token.dir.path(), "file", ca, file_key.get(), {now + 86400, now + 30 * 86400}),
+      hsm.MoveIntoToken(WriteResponder(dir.path(), "hsm", ca, hsm_key.get(), {})),
+      WriteResponder(dir.path(), "file", ca, file_key.get(), {now + 86400, now + 30 * 86400}),
   };
   auto set = SignerSet::Load(files, ca.certificate.get(), now);
   REQUIRE_MESSAGE(set.has_value(), set.error().message);
@@ -166,11 +185,12 @@ TEST_CASE("signer (PKCS#11): a token key and a file key roll over in one set, an
 }
 
 TEST_CASE("signer (PKCS#11): a wrong PIN, a missing object or an exposed PIN file is refused, the PIN unsaid") {
-  SoftHsmToken token;
+  const SoftHsm& hsm = SoftHsm::Get();
+  TempDir dir;
   const TestCa ca = TestCa::Create();
   const UnixSeconds now = SystemClock().Now();
   auto key = GenerateKey(KeyType::kEcP256);
-  const SignerFiles files = token.MoveIntoToken(WriteResponder(token.dir.path(), "r", ca, key.get(), {}), "r", "31");
+  const SignerFiles files = hsm.MoveIntoToken(WriteResponder(dir.path(), "r", ca, key.get(), {}));
   auto refusal = [&](const SignerFiles& attempt) {
     auto signer = Signer::Load(attempt, ca.certificate.get(), now);
     REQUIRE_FALSE(signer.has_value());
@@ -179,11 +199,12 @@ TEST_CASE("signer (PKCS#11): a wrong PIN, a missing object or an exposed PIN fil
     return signer.error().message;
   };
   SUBCASE("wrong PIN") {
-    SignerFiles wrong = files;
-    wrong.pin_file = token.dir.path() / "wrong-pin";
+    auto other = GenerateKey(KeyType::kEcP256);
+    SignerFiles wrong = hsm.MoveIntoToken(WriteResponder(dir.path(), "pin", ca, other.get(), {}), "ocsp-pin");
+    wrong.pin_file = dir.path() / "wrong-pin";
     ocsp::testing::WriteFile(wrong.pin_file, "99999999\n");
     std::filesystem::permissions(wrong.pin_file, std::filesystem::perms::owner_read);
-    CHECK(refusal(wrong).find("cannot load the PKCS#11 key pkcs11:token=ocsp-test;object=r") != std::string::npos);
+    CHECK(refusal(wrong).find("cannot load the PKCS#11 key pkcs11:token=ocsp-pin;object=") != std::string::npos);
   }
   SUBCASE("no such object") {
     SignerFiles missing = files;
@@ -191,9 +212,12 @@ TEST_CASE("signer (PKCS#11): a wrong PIN, a missing object or an exposed PIN fil
     CHECK(refusal(missing).find("object=absent") != std::string::npos);
   }
   SUBCASE("PIN file readable by others") {
-    std::filesystem::permissions(files.pin_file, std::filesystem::perms::others_read,
-                                 std::filesystem::perm_options::add);
-    CHECK(refusal(files).find("readable or writable by others") != std::string::npos);
+    SignerFiles exposed = files;
+    exposed.pin_file = dir.path() / "exposed-pin";
+    ocsp::testing::WriteFile(exposed.pin_file, std::string(kPin) + "\n");
+    std::filesystem::permissions(exposed.pin_file, std::filesystem::perms::owner_read |
+                                                       std::filesystem::perms::others_read);
+    CHECK(refusal(exposed).find("readable or writable by others") != std::string::npos);
   }
   SUBCASE("PIN in the URI") {
     SignerFiles in_uri = files;
@@ -204,12 +228,19 @@ TEST_CASE("signer (PKCS#11): a wrong PIN, a missing object or an exposed PIN fil
   }
   SUBCASE("a module that is not there") {
     SignerFiles no_module = files;
-    no_module.pkcs11_module = token.dir.path() / "missing.so";
+    no_module.pkcs11_module = dir.path() / "missing.so";
     CHECK(refusal(no_module).find("missing.so") != std::string::npos);
+  }
+  SUBCASE("a second module beside the first") {
+    REQUIRE(Signer::Load(files, ca.certificate.get(), now).has_value());
+    SignerFiles second = files;
+    second.pkcs11_module = dir.path() / "other-module.so";
+    ocsp::testing::WriteFile(second.pkcs11_module, "not really a module");
+    CHECK(refusal(second).find("one pkcs11_module for every key") != std::string::npos);
   }
   SUBCASE("the token key of another certificate") {
     auto other = GenerateKey(KeyType::kEcP256);
-    SignerFiles mismatched = WriteResponder(token.dir.path(), "other", ca, other.get(), {});
+    SignerFiles mismatched = WriteResponder(dir.path(), "other", ca, other.get(), {});
     mismatched.key = files.key;
     mismatched.pkcs11_module = files.pkcs11_module;
     mismatched.pin_file = files.pin_file;
