@@ -7,7 +7,7 @@
 
 #include "signer/signer.h"
 #include "tests/support/test_pki.h"
-#include "tests/unit/signer_test_support.h"
+#include "tests/support/signer_support.h"
 
 using namespace ocsp;
 using namespace ocsp::signer;
