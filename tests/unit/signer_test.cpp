@@ -173,6 +173,29 @@ TEST_CASE("signer: the hand-encoded response is byte for byte what OpenSSL's OCS
   }
 }
 
+TEST_CASE("signer: a CertID given as DER signs the same response as the parsed CertID") {
+  TempDir dir;
+  const TestCa ca = TestCa::Create();
+  auto key = GenerateKey(KeyType::kEd25519);  // deterministic: equal inputs give equal bytes
+  const UnixSeconds now = SystemClock().Now();
+  auto signer = Signer::Load(WriteResponder(dir.path(), "ed", ca, key.get(), {}), ca.certificate.get(), now);
+  REQUIRE(signer.has_value());
+  auto cert_id = MakeCertId(ca.certificate.get(), Serial(0x1002), EVP_sha256());
+  Bytes der(static_cast<std::size_t>(i2d_OCSP_CERTID(cert_id.get(), nullptr)));
+  unsigned char* cursor = der.data();
+  i2d_OCSP_CERTID(cert_id.get(), &cursor);
+
+  SingleAnswer parsed{cert_id.get(), CertStatus::kRevoked, now - 60, now + 3600, now - 7200, 3, {}};
+  SingleAnswer encoded = parsed;
+  encoded.cert_id = nullptr;
+  encoded.cert_id_der = der;
+  auto from_parsed = signer->Sign({&parsed, 1}, std::nullopt, now);
+  auto from_der = signer->Sign({&encoded, 1}, std::nullopt, now);
+  REQUIRE(from_parsed.has_value());
+  REQUIRE(from_der.has_value());
+  CHECK(*from_parsed == *from_der);
+}
+
 TEST_CASE("signer: every supported key type signs a response that OpenSSL verifies") {
   struct Case {
     const char* name;
