@@ -138,7 +138,8 @@ Result<PrivateKey> LoadPkcs11Key(const std::string& uri, const std::filesystem::
   OPENSSL_cleanse(pin_text.data(), pin_text.size());
   if (pin_set != 1) return Fail(ErrorCode::kCrypto, "cannot pass the PIN to the pkcs11 engine");
   // UI_null: never prompt on a terminal for a PIN, whatever happens.
-  UniquePtr<EVP_PKEY> key(ENGINE_load_private_key((*engine)->get(), uri.c_str(), const_cast<UI_METHOD*>(UI_null()), nullptr));
+  UniquePtr<EVP_PKEY> key(
+      ENGINE_load_private_key((*engine)->get(), uri.c_str(), const_cast<UI_METHOD*>(UI_null()), nullptr));
   if (!key) {
     return Fail(ErrorCode::kNotFound, "cannot load the PKCS#11 key " + uri + " from " + module.string() +
                                           " (wrong PIN, token or object?): " + DrainOpenSslErrors());

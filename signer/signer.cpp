@@ -1,6 +1,5 @@
 #include "signer/signer.h"
 
-#include <openssl/core_names.h>
 #include <openssl/rsa.h>
 
 #include <algorithm>
@@ -319,7 +318,9 @@ Result<Signer> Signer::Load(const SignerFiles& files, const X509* issuer, UnixSe
   }
   if (key->scheme != Scheme::kEdDsa) {
     key->digest.reset(EVP_MD_fetch(nullptr, digest_name, nullptr));
-    if (!key->digest) return Fail(ErrorCode::kCrypto, "fetching " + std::string(digest_name) + ": " + DrainOpenSslErrors());
+    if (!key->digest) {
+      return Fail(ErrorCode::kCrypto, "fetching " + std::string(digest_name) + ": " + DrainOpenSslErrors());
+    }
   }
   key->max_signature_size = static_cast<std::size_t>(EVP_PKEY_get_size(pkey));
   key->private_key = std::move(*loaded);
@@ -377,7 +378,9 @@ Result<Signer> Signer::Load(const SignerFiles& files, const X509* issuer, UnixSe
   const UnixSeconds probe_time = std::max(now, signer.not_before_);
   SingleAnswer probe{probe_id.get(), CertStatus::kGood, probe_time, std::nullopt, 0, {}, {}, {}};
   auto probe_der = signer.Sign({&probe, 1}, std::nullopt, probe_time);
-  if (!probe_der) return Fail(probe_der.error().code, "the key " + files.key + " cannot sign: " + probe_der.error().message);
+  if (!probe_der) {
+    return Fail(probe_der.error().code, "the key " + files.key + " cannot sign: " + probe_der.error().message);
+  }
   const unsigned char* cursor = probe_der->data();
   UniquePtr<OCSP_RESPONSE> response(d2i_OCSP_RESPONSE(nullptr, &cursor, static_cast<long>(probe_der->size())));
   UniquePtr<OCSP_BASICRESP> basic(response ? OCSP_response_get1_basic(response.get()) : nullptr);

@@ -76,7 +76,8 @@ signature = "rsa-pss"
 )";
   WriteFile(path("ocsp-responder.toml"), config);
 
-  CommandResult check = Run({OCSP_RESPONDER_BINARY, "--config", path("ocsp-responder.toml").string(), "--check-config"});
+  CommandResult check =
+      Run({OCSP_RESPONDER_BINARY, "--config", path("ocsp-responder.toml").string(), "--check-config"});
   INFO(check.output);
   REQUIRE(check.exit_code == 0);
 
