@@ -2,13 +2,19 @@
 // uses it: one CertID, revoked with a reason, producedAt now, no nonce.
 //
 // It loads the responder certificate and key with Signer::Load (every check the responder makes), signs once
-// untimed, then runs --threads threads signing one shared Signer for --seconds and prints one line:
-//   signatures_per_second=<total over all threads> threads=<n> seconds=<elapsed> bytes=<response size>
+// untimed, then runs --threads threads that alternate, in half-second slices for 2 x --seconds, between
+// Signer::Sign on one shared Signer and the bare private-key operation on the same key (what `openssl speed`
+// times), and prints one line:
+//   signatures_per_second=<ours> raw_signatures_per_second=<bare key> threads=<n> seconds=<wall> bytes=<size>
+// Interleaving makes the ratio of the two robust against other jobs on the machine.
 // bench/presign.sh runs it beside `openssl speed -multi` for the same key type (bench/README.md).
 //
 // Exit status: 0 measured; 1 the files did not load or a signature failed; 2 bad usage.
+#include <openssl/pem.h>
+
 #include <CLI/CLI.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +23,62 @@
 
 #include "common/openssl.h"
 #include "signer/signer.h"
+
+namespace {
+
+using namespace ocsp;
+
+constexpr int kOurs = 0;
+constexpr int kRaw = 1;
+
+Result<UniquePtr<EVP_PKEY>> LoadRawKey(const std::string& path) {
+  auto data = ReadFile(path);
+  if (!data) return std::unexpected(data.error());
+  UniquePtr<BIO> bio(BIO_new_mem_buf(data->data(), static_cast<int>(data->size())));
+  UniquePtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) return Fail(ErrorCode::kInvalidArgument, path + " is not a PEM private key");
+  return key;
+}
+
+// The bare private-key operation the way `openssl speed` runs it: one context per thread, set up once, signing
+// a fixed digest (EdDSA: a fixed 20-octet message) again and again.
+class RawSigner {
+ public:
+  explicit RawSigner(EVP_PKEY* key) : key_(key), signature_(static_cast<std::size_t>(EVP_PKEY_get_size(key))) {
+    const int type = EVP_PKEY_get_base_id(key);
+    if (type == EVP_PKEY_ED25519 || type == EVP_PKEY_ED448) {
+      message_.reset(EVP_MD_CTX_new());
+      EVP_DigestSignInit(message_.get(), nullptr, nullptr, nullptr, key);
+      return;
+    }
+    const bool sha384 = type == EVP_PKEY_EC && EVP_PKEY_get_bits(key) > 256;
+    digest_length_ = sha384 ? 48 : 32;
+    context_.reset(EVP_PKEY_CTX_new(key, nullptr));
+    EVP_PKEY_sign_init(context_.get());
+    EVP_PKEY_CTX_set_signature_md(context_.get(), sha384 ? EVP_sha384() : EVP_sha256());
+  }
+  bool Sign() {
+    std::size_t length = signature_.size();
+    if (message_) {
+      if (EVP_DigestSign(message_.get(), signature_.data(), &length, digest_.data(), 20) == 1) return true;
+      // OpenSSL 3.2 and later want a one-shot context initialised anew (see signer.cpp).
+      length = signature_.size();
+      return EVP_DigestSignInit(message_.get(), nullptr, nullptr, nullptr, key_) == 1 &&
+             EVP_DigestSign(message_.get(), signature_.data(), &length, digest_.data(), 20) == 1;
+    }
+    return EVP_PKEY_sign(context_.get(), signature_.data(), &length, digest_.data(), digest_length_) == 1;
+  }
+
+ private:
+  EVP_PKEY* key_;
+  UniquePtr<EVP_PKEY_CTX> context_;
+  UniquePtr<EVP_MD_CTX> message_;
+  std::array<unsigned char, 64> digest_{1, 2, 3, 4, 5, 6, 7, 8};
+  std::size_t digest_length_ = 32;
+  Bytes signature_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"presign-bench: Signer::Sign throughput on all cores"};
@@ -36,7 +98,6 @@ int main(int argc, char** argv) {
     return app.exit(error);
   }
 
-  using namespace ocsp;
   auto ca = LoadCertificate(ca_path);
   if (!ca) {
     std::fprintf(stderr, "presign-bench: %s\n", ca.error().message.c_str());
@@ -66,39 +127,59 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::atomic<bool> go{false};
+  auto raw_key = LoadRawKey(key);
+  if (!raw_key) {
+    std::fprintf(stderr, "presign-bench: %s\n", raw_key.error().message.c_str());
+    return 1;
+  }
+
+  // Ours and the bare key operation take turns in half-second slices, all threads at once, so that other jobs
+  // on the machine slow both alike; each thread counts an operation in the mode it started in.
+  std::atomic<int> mode{kOurs};
   std::atomic<bool> stop{false};
   std::atomic<bool> failed{false};
-  std::vector<std::uint64_t> counts(threads, 0);
+  std::vector<std::array<std::uint64_t, 2>> counts(threads, {0, 0});
   std::vector<std::thread> workers;
   for (unsigned t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      std::uint64_t count = 0;
+      RawSigner raw(raw_key->get());
+      std::array<std::uint64_t, 2> count{0, 0};
       while (!stop.load(std::memory_order_relaxed)) {
-        auto der = signer.Sign({&answer, 1}, std::nullopt, now);
-        if (!der) {
+        const int current = mode.load(std::memory_order_relaxed);
+        const bool ok = current == kOurs ? signer.Sign({&answer, 1}, std::nullopt, now).has_value() : raw.Sign();
+        if (!ok) {
           failed = true;
           break;
         }
-        ++count;
+        ++count[static_cast<std::size_t>(current)];
       }
       counts[t] = count;
     });
   }
-  const auto start = std::chrono::steady_clock::now();
-  go.store(true, std::memory_order_release);
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  std::array<double, 2> elapsed{0, 0};
+  const double slice = 0.5;
+  for (double spent = 0; spent < 2 * seconds; spent += slice) {
+    const int current = mode.load();
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(slice));
+    mode.store(current == kOurs ? kRaw : kOurs);
+    elapsed[static_cast<std::size_t>(current)] +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   stop = true;
   for (auto& worker : workers) worker.join();
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (failed) {
     std::fprintf(stderr, "presign-bench: a signature failed\n");
     return 1;
   }
-  std::uint64_t total = 0;
-  for (const auto count : counts) total += count;
-  std::printf("signatures_per_second=%.1f threads=%u seconds=%.2f bytes=%zu\n", static_cast<double>(total) / elapsed,
-              threads, elapsed, first->size());
+  std::array<std::uint64_t, 2> total{0, 0};
+  for (const auto& count : counts) {
+    total[0] += count[0];
+    total[1] += count[1];
+  }
+  const double ours = static_cast<double>(total[kOurs]) / elapsed[kOurs];
+  const double bare = static_cast<double>(total[kRaw]) / elapsed[kRaw];
+  std::printf("signatures_per_second=%.1f raw_signatures_per_second=%.1f threads=%u seconds=%.2f bytes=%zu\n", ours,
+              bare, threads, elapsed[kOurs] + elapsed[kRaw], first->size());
   return 0;
 }
