@@ -152,6 +152,56 @@ std::vector<SourceConfig> Sources(const toml::node& node, const std::vector<Issu
   return sources;
 }
 
+// A PEM key is a path, resolved like any other; a PKCS#11 URI is kept as written.
+std::string KeyLocation(const std::filesystem::path& base, const std::string& text) {
+  if (text.starts_with("pkcs11:")) return text;
+  return Path(base, text).string();
+}
+
+std::vector<ResponderConfig> Responders(const toml::node& node, const std::filesystem::path& base,
+                                        const std::string& issuer_where) {
+  const toml::array* list = node.as_array();
+  if (list == nullptr) throw ConfigError{issuer_where + "responder must be an array of tables ([[issuer.responder]])"};
+  std::vector<ResponderConfig> responders;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const toml::table* table = list->get(i)->as_table();
+    const std::string label = issuer_where + "responder[" + std::to_string(i) + "]";
+    const std::string where = label + ".";
+    if (table == nullptr) throw ConfigError{label + " must be a table"};
+    RejectUnknownKeys(*table, {"certificate", "key", "pkcs11_module", "pin_file", "signature"}, where);
+    ResponderConfig responder;
+    auto certificate = String(*table, "certificate", where);
+    if (!certificate || certificate->empty()) throw ConfigError{where + "certificate is required"};
+    responder.certificate = Path(base, *certificate);
+    auto key = String(*table, "key", where);
+    if (!key || key->empty()) throw ConfigError{where + "key is required"};
+    responder.key = KeyLocation(base, *key);
+    const bool pkcs11 = key->starts_with("pkcs11:");
+    auto module = String(*table, "pkcs11_module", where);
+    auto pin_file = String(*table, "pin_file", where);
+    if (pkcs11) {
+      // The PIN lives in its own file, never in this one (which is readable by more people than the key).
+      if (key->find("pin-value") != std::string::npos || key->find("pin-source") != std::string::npos) {
+        throw ConfigError{where + "key must not carry a PIN; put it in the file pin_file names"};
+      }
+      if (!module || module->empty()) throw ConfigError{where + "pkcs11_module is required for a pkcs11: key"};
+      if (!pin_file || pin_file->empty()) throw ConfigError{where + "pin_file is required for a pkcs11: key"};
+      responder.pkcs11_module = Path(base, *module);
+      responder.pin_file = Path(base, *pin_file);
+    } else if (module || pin_file) {
+      throw ConfigError{where + (module ? "pkcs11_module" : "pin_file") + " applies to pkcs11: keys only"};
+    }
+    if (auto signature = String(*table, "signature", where)) {
+      if (*signature != "rsa-pkcs1" && *signature != "rsa-pss") {
+        throw ConfigError{where + "signature = \"" + *signature + "\" is not \"rsa-pkcs1\" or \"rsa-pss\""};
+      }
+      responder.signature = *signature;
+    }
+    responders.push_back(std::move(responder));
+  }
+  return responders;
+}
+
 Config Build(const toml::table& root, const std::filesystem::path& base) {
   Config config;
   RejectUnknownKeys(root, {"responder", "store", "metrics", "log", "import", "issuer", "source", "sync", "presign"},
@@ -314,7 +364,8 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
       const toml::table* table = list->get(i)->as_table();
       const std::string where = "issuer[" + std::to_string(i) + "].";
       if (table == nullptr) throw ConfigError{where + " must be a table"};
-      RejectUnknownKeys(*table, {"name", "certificate", "responder_certificate", "responder_key"}, where);
+      RejectUnknownKeys(*table, {"name", "certificate", "responder_certificate", "responder_key", "responder"},
+                        where);
       IssuerConfig issuer;
       auto require = [&](std::string_view key) {
         auto value = String(*table, key, where);
@@ -323,8 +374,25 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
       };
       issuer.name = require("name");
       issuer.certificate = Path(base, require("certificate"));
-      issuer.responder_certificate = Path(base, require("responder_certificate"));
-      issuer.responder_key = Path(base, require("responder_key"));
+      const auto pair_certificate = String(*table, "responder_certificate", where);
+      const auto pair_key = String(*table, "responder_key", where);
+      if (pair_certificate.has_value() != pair_key.has_value()) {
+        throw ConfigError{where + "responder_certificate and responder_key go together"};
+      }
+      if (pair_certificate) {
+        if (pair_certificate->empty()) throw ConfigError{where + "responder_certificate must not be empty"};
+        if (pair_key->empty()) throw ConfigError{where + "responder_key must not be empty"};
+        issuer.responders.push_back({Path(base, *pair_certificate), KeyLocation(base, *pair_key), {}, {}, {}});
+      }
+      if (const toml::node* responders = table->get("responder")) {
+        for (ResponderConfig& responder : Responders(*responders, base, where)) {
+          issuer.responders.push_back(std::move(responder));
+        }
+      }
+      if (issuer.responders.empty()) {
+        throw ConfigError{"issuer[" + std::to_string(i) +
+                          "] needs a responder certificate: [[issuer.responder]] or responder_certificate"};
+      }
       config.issuers.push_back(std::move(issuer));
     }
   }

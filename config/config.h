@@ -25,11 +25,22 @@ struct ListenAddress {
 // "127.0.0.1:8080", "[::1]:8080", ":8080" (all addresses).
 Result<ListenAddress> ParseListenAddress(std::string_view text);
 
+// One delegated responder certificate and its key ([[issuer.responder]], or the issuer's
+// responder_certificate / responder_key pair).
+struct ResponderConfig {
+  std::filesystem::path certificate{};
+  std::string key{};                      // a PEM path (resolved) or a "pkcs11:" URI (kept as written)
+  std::filesystem::path pkcs11_module{};  // pkcs11: keys only
+  std::filesystem::path pin_file{};       // pkcs11: keys only
+  std::string signature{};                // "", "rsa-pkcs1" or "rsa-pss"
+};
+
 struct IssuerConfig {
   std::string name;  // a label for logs and ocspctl
   std::filesystem::path certificate;
-  std::filesystem::path responder_certificate;
-  std::filesystem::path responder_key;
+  // Every responder certificate of this CA: the responder_certificate / responder_key pair first (when
+  // given), then the [[issuer.responder]] tables in file order. Never empty after parsing.
+  std::vector<ResponderConfig> responders;
 };
 
 // Where `ocspctl sync` fetches the CRLs of one issuer: exactly one of `url` and `directory` is set.

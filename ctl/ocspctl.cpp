@@ -211,10 +211,21 @@ std::optional<SignerSummary> SignerFor(const Context& context, const store::Issu
     if (!ca) continue;
     auto identity = store::IssuerIdentity::FromCertificate(ca->get());
     if (!identity || !(identity->id == id)) continue;
+    // The responder certificate in use now: valid now, the latest notBefore (SignerSet::Active's rule), read
+    // without the keys.
     SignerSummary summary{issuer.name, "?", std::nullopt};
-    if (auto responder = LoadCertificate(issuer.responder_certificate)) {
+    const UnixSeconds now = SystemClock().Now();
+    std::optional<UnixSeconds> best_not_before;
+    for (const config::ResponderConfig& responder_config : issuer.responders) {
+      auto responder = LoadCertificate(responder_config.certificate);
+      if (!responder) continue;
+      auto not_before = ToUnixSeconds(X509_get0_notBefore(responder->get()));
+      auto not_after = ToUnixSeconds(X509_get0_notAfter(responder->get()));
+      if (!not_before || !not_after || *not_before > now || *not_after < now) continue;
+      if (best_not_before && *best_not_before >= *not_before) continue;
+      best_not_before = *not_before;
       summary.subject = NameText(X509_get_subject_name(responder->get()));
-      if (auto not_after = ToUnixSeconds(X509_get0_notAfter(responder->get()))) summary.not_after = *not_after;
+      summary.not_after = *not_after;
     }
     return summary;
   }
@@ -429,8 +440,9 @@ responder::Decision DecideWithoutSigning(const store::Store& store, const store:
                                          const responder::DecodedRequest& request) {
   SystemClock clock;
   // No signer is loaded (lookup must not need the responder key); Decide only passes them through.
-  std::vector<const signer::Signer*> no_signers(issuers.size(), nullptr);
-  responder::StatusAuthority authority(store, issuers, std::move(no_signers), clock, config.next_update_grace_seconds);
+  std::vector<const signer::SignerSet*> no_signers(issuers.size(), nullptr);
+  responder::StatusAuthority authority(store, issuers, std::move(no_signers), clock, config.next_update_grace_seconds,
+                                       config.max_response_validity_seconds);
   return authority.Decide(txn, request);
 }
 
@@ -571,13 +583,22 @@ int CheckConfig(Context& context) {
       exit_code = kExitUsage;
       continue;
     }
-    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
-    if (!signer) {
-      rows.push_back({"issuer " + issuer.name, signer.error().Describe(), false});
+    std::vector<signer::SignerFiles> responders;
+    for (const config::ResponderConfig& responder : issuer.responders) {
+      responders.push_back(
+          {responder.certificate, responder.key, responder.pkcs11_module, responder.pin_file, responder.signature});
+    }
+    auto signers = signer::SignerSet::Load(responders, ca->get(), now);
+    if (!signers) {
+      rows.push_back({"issuer " + issuer.name, signers.error().Describe(), false});
       exit_code = kExitUsage;
       continue;
     }
-    rows.push_back({"issuer " + issuer.name, "ok, responder certificate valid until " + IsoTime(signer->not_after()), true});
+    const signer::Signer* active = signers->Active(now);
+    rows.push_back({"issuer " + issuer.name,
+                    "ok, " + std::to_string(signers->signers().size()) + " responder certificate(s); the one in use is valid until " +
+                        (active ? IsoTime(active->not_after()) : std::string("?")),
+                    true});
   }
   if (context.config->issuers.empty()) {
     rows.push_back({"issuers", "no [[issuer]] is configured", false});

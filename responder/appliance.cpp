@@ -4,8 +4,8 @@
 
 namespace ocsp::responder {
 
-std::vector<const signer::Signer*> LoadedIssuers::signer_pointers() const {
-  std::vector<const signer::Signer*> pointers;
+std::vector<const signer::SignerSet*> LoadedIssuers::signer_pointers() const {
+  std::vector<const signer::SignerSet*> pointers;
   for (const auto& signer : signers) pointers.push_back(signer.get());
   return pointers;
 }
@@ -18,11 +18,16 @@ Result<LoadedIssuers> LoadIssuers(const config::Config& config, UnixSeconds now)
     if (!ca) return Fail(ca.error().code, "issuer " + issuer.name + ": " + ca.error().message);
     auto identity = store::IssuerIdentity::FromCertificate(ca->get());
     if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
-    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
-    if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
+    std::vector<signer::SignerFiles> responders;
+    for (const config::ResponderConfig& responder : issuer.responders) {
+      responders.push_back(
+          {responder.certificate, responder.key, responder.pkcs11_module, responder.pin_file, responder.signature});
+    }
+    auto signers = signer::SignerSet::Load(responders, ca->get(), now);
+    if (!signers) return Fail(signers.error().code, "issuer " + issuer.name + ": " + signers.error().message);
     loaded.labels.push_back({identity->id, issuer.name});
     if (auto added = loaded.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
-    loaded.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
+    loaded.signers.push_back(std::make_unique<signer::SignerSet>(std::move(*signers)));
   }
   return loaded;
 }

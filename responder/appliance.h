@@ -18,13 +18,13 @@ namespace ocsp::responder {
 
 struct LoadedIssuers {
   store::IssuerDirectory issuers;
-  std::vector<std::unique_ptr<signer::Signer>> signers;  // signers[i] answers for issuers.at(i)
+  std::vector<std::unique_ptr<signer::SignerSet>> signers;  // signers[i] answers for issuers.at(i)
   std::vector<metrics::IssuerLabel> labels;               // the configured names, for the store's metrics
 
-  [[nodiscard]] std::vector<const signer::Signer*> signer_pointers() const;
+  [[nodiscard]] std::vector<const signer::SignerSet*> signer_pointers() const;
 };
 
-// Every [[issuer]]: its CA certificate and its responder certificate and key, checked at `now`. The error
+// Every [[issuer]]: its CA certificate and its responder certificates and keys, checked at `now`. The error
 // names the issuer and what is wrong.
 Result<LoadedIssuers> LoadIssuers(const config::Config& config, UnixSeconds now);
 

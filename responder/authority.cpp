@@ -1,7 +1,5 @@
 #include "responder/authority.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 
 namespace ocsp::responder {
@@ -36,14 +34,9 @@ metrics::Outcome OutcomeOf(signer::CertStatus status) {
 
 }  // namespace
 
-std::uint64_t SignerId(const signer::Signer& signer) {
-  unsigned char* der = nullptr;
-  const int length = i2d_X509(signer.certificate(), &der);
-  if (length <= 0) return 0;
-  std::array<std::uint8_t, SHA256_DIGEST_LENGTH> digest{};
-  SHA256(der, static_cast<std::size_t>(length), digest.data());
-  OPENSSL_free(der);
-  return ReadU64(digest.data());
+std::uint64_t StatusAuthority::signer_id(std::size_t index) const {
+  const signer::Signer* active = signers_[index] ? signers_[index]->Active(clock_.Now()) : nullptr;
+  return active ? active->id() : 0;
 }
 
 bool StoredResponseServes(const store::StoredResponseInfo& stored, const signer::SingleAnswer& answer,
@@ -81,13 +74,19 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
     if (!index) {
       return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized, "issuer not served");
     }
-    const signer::Signer* signer = signers_[*index];
+    // A null set decides without a signer (ocspctl lookup, which must not need the keys).
+    const signer::SignerSet* set = signers_[*index];
+    const signer::Signer* signer = set != nullptr ? set->Active(now) : nullptr;
+    if (set != nullptr && signer == nullptr) {
+      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+                       "no responder certificate of the issuer is valid now");
+    }
     if (decision.signer != nullptr && decision.signer != signer) {
       return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
                        "CertIDs of issuers with different responder certificates in one request");
     }
     decision.signer = signer;
-    decision.signer_id = signer_ids_[*index];
+    decision.signer_id = signer != nullptr ? signer->id() : 0;
 
     signer::SingleAnswer answer;
     answer.cert_id = cert.cert_id;
@@ -107,6 +106,8 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
       // The configured bound on a response's validity; past it the store's state is too old to vouch for.
       const UnixSeconds bound = answer.this_update + max_validity_;
       answer.next_update = answer.next_update ? std::min(*answer.next_update, bound) : bound;
+      // The signer caps nextUpdate at its certificate's notAfter; the decision says what the response will say.
+      if (signer != nullptr) answer.next_update = std::min(*answer.next_update, signer->not_after());
       if (*answer.next_update + grace_ < now) {
         return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
                          "the issuer's CRL is older than the longest response validity allowed");

@@ -2,6 +2,7 @@
 //
 //   CertID hash we do not serve, or an issuer not configured  -> unauthorized (unsigned)
 //   a CRL of the issuer is past nextUpdate plus the grace     -> tryLater: never an expired answer
+//   no responder certificate of the issuer valid now          -> tryLater
 //   the issuer's key is declared compromised (cACompromise)   -> revoked for every serial from that time
 //   serial listed by a CRL or partition of the issuer         -> revoked, with the entry's time, reason and
 //                                                                invalidity date
@@ -36,11 +37,8 @@ struct Decision {
   std::string reason;                      // why an exception was chosen, for the debug log
   // Where a response for the first answer is kept in the store (0: the issuer has no store record yet).
   std::uint32_t issuer_no = 0;
-  std::uint64_t signer_id = 0;  // SignerId(signer)
+  std::uint64_t signer_id = 0;  // signer->id(): stored responses carry it, so a rollover re-signs them
 };
-
-// The id stored responses carry: the first 8 bytes of the SHA-256 of the responder certificate's DER.
-std::uint64_t SignerId(const signer::Signer& signer);
 
 // Whether `stored` may be served for `answer` now: it states the same status (and revocation) as the store,
 // was signed by the responder certificate in use, is not expired, and claims no later nextUpdate than the
@@ -50,28 +48,26 @@ bool StoredResponseServes(const store::StoredResponseInfo& stored, const signer:
 
 class StatusAuthority {
  public:
-  // `signers[i]` answers for `issuers.at(i)`.
+  // `signers[i]` answers for `issuers.at(i)`; its Active(now) signs. A null set decides without a signer
+  // (Decision::signer stays null): what `ocspctl lookup` needs, without access to the keys.
   StatusAuthority(const store::Store& store, const store::IssuerDirectory& issuers,
-                  std::vector<const signer::Signer*> signers, const Clock& clock,
+                  std::vector<const signer::SignerSet*> signers, const Clock& clock,
                   UnixSeconds next_update_grace_seconds, UnixSeconds max_validity_seconds = 10 * 86400)
       : store_(store),
         issuers_(issuers),
         signers_(std::move(signers)),
         clock_(clock),
         grace_(next_update_grace_seconds),
-        max_validity_(max_validity_seconds) {
-    for (const signer::Signer* signer : signers_) signer_ids_.push_back(signer ? SignerId(*signer) : 0);
-  }
+        max_validity_(max_validity_seconds) {}
 
   [[nodiscard]] Decision Decide(MDB_txn* txn, const DecodedRequest& request) const;
-  // The id of the responder certificate that answers for issuers.at(index) now.
-  [[nodiscard]] std::uint64_t signer_id(std::size_t index) const { return signer_ids_[index]; }
+  // The id of the responder certificate that answers for issuers.at(index) now (0: none is valid now).
+  [[nodiscard]] std::uint64_t signer_id(std::size_t index) const;
 
  private:
   const store::Store& store_;
   const store::IssuerDirectory& issuers_;
-  std::vector<const signer::Signer*> signers_;
-  std::vector<std::uint64_t> signer_ids_;
+  std::vector<const signer::SignerSet*> signers_;
   const Clock& clock_;
   UnixSeconds grace_;
   UnixSeconds max_validity_;

@@ -17,7 +17,7 @@ PACKAGES=(
   libcli11-dev
   libsystemd-dev
   gnutls-bin curl ca-certificates
-  nginx lintian dpkg-dev fakeroot systemd socat prometheus
+  nginx lintian dpkg-dev fakeroot systemd socat prometheus softhsm2 libengine-pkcs11-openssl
 )
 PACKAGES+=("$@")
 

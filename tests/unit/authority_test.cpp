@@ -25,7 +25,7 @@ struct Fixture {
   FakeClock clock{SystemClock().Now()};
   store::Store store = *store::Store::Open(dir.path() / "store", {});
   store::IssuerDirectory issuers;
-  std::unique_ptr<signer::Signer> signer;
+  std::unique_ptr<signer::SignerSet> signer;
 
   Fixture() {
     ca.Write(dir.path());
@@ -33,7 +33,9 @@ struct Fixture {
     auto loaded = signer::Signer::Load({dir.path() / "responder.pem", dir.path() / "responder.key"},
                                        ca.certificate.get(), clock.Now());
     REQUIRE(loaded.has_value());
-    signer = std::make_unique<signer::Signer>(std::move(*loaded));
+    std::vector<signer::Signer> one;
+    one.push_back(std::move(*loaded));
+    signer = std::make_unique<signer::SignerSet>(std::move(*signer::SignerSet::FromSigners(std::move(one))));
   }
 
   void ImportCrl(const CrlOptions& options) { REQUIRE(Import(ca, options).has_value()); }
@@ -98,7 +100,7 @@ TEST_CASE("authority: with a current CRL, listed serials are revoked and the oth
     CHECK(answer.invalidity_date == now - 86400);
     CHECK(answer.this_update == now - 600);
     CHECK(answer.next_update == now + 86400);
-    CHECK(decision.signer == f.signer.get());
+    CHECK(decision.signer == f.signer->signers()[0].get());
   }
   SUBCASE("certificateHold is answered revoked (JPKI never releases a hold)") {
     Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1005)}, EVP_sha1()));
@@ -218,4 +220,13 @@ TEST_CASE("authority: with an expected partition missing, an unlisted serial is 
   Decision listed = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1002)}, EVP_sha1()));
   REQUIRE_FALSE(listed.exception.has_value());
   CHECK(listed.answers[0].status == CertStatus::kRevoked);
+}
+
+TEST_CASE("authority: when every responder certificate of the issuer has expired, the answer is tryLater") {
+  Fixture f;
+  f.clock.Set(*ToUnixSeconds(X509_get0_notAfter(f.ca.responder_certificate.get())) + 1);
+  Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+  REQUIRE(decision.exception.has_value());
+  CHECK(*decision.exception == ResponseStatus::kTryLater);
+  CHECK(decision.reason.find("no responder certificate") != std::string::npos);
 }

@@ -42,7 +42,9 @@ responder_key = "pki/responder.key"
   CHECK(config->import_max_clock_skew_seconds == 60);
   REQUIRE(config->issuers.size() == 1);
   CHECK(config->issuers[0].certificate == "/etc/ocsp-responder/pki/ca.pem");
-  CHECK(config->issuers[0].responder_certificate == "/etc/ocsp/responder.pem");
+  REQUIRE(config->issuers[0].responders.size() == 1);
+  CHECK(config->issuers[0].responders[0].certificate == "/etc/ocsp/responder.pem");
+  CHECK(config->issuers[0].responders[0].key == "/etc/ocsp-responder/pki/responder.key");
 }
 
 TEST_CASE("config: defaults hold when sections are absent, and an empty metrics address turns metrics off") {
@@ -239,4 +241,74 @@ TEST_CASE("config: metrics.enabled, log.level and log.access_log, with their def
   REQUIRE_FALSE(bad_enabled.has_value());
   CHECK(bad_enabled.error().message.find("metrics.enabled") != std::string::npos);
   CHECK_FALSE(ParseConfig("[log]\nformat = \"json\"\n", "/").has_value());
+}
+
+TEST_CASE("config: [[issuer.responder]] tables add responder certificates, PEM or PKCS#11, after the pair") {
+  auto config = ParseConfig(R"(
+[[issuer]]
+name = "signing-2023"
+certificate = "pki/ca.pem"
+responder_certificate = "pki/responder-2026.pem"
+responder_key = "pki/responder-2026.key"
+[[issuer.responder]]
+certificate = "pki/responder-2027.pem"
+key = "/etc/ocsp-responder/keys/responder-2027.key"
+signature = "rsa-pss"
+[[issuer.responder]]
+certificate = "/etc/ocsp-responder/pki/responder-hsm.pem"
+key = "pkcs11:token=ocsp;object=responder-2027;type=private"
+pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+pin_file = "secret/pin"
+[[issuer]]
+name = "auth-2023"
+certificate = "pki/auth.pem"
+[[issuer.responder]]
+certificate = "pki/auth-responder.pem"
+key = "pki/auth-responder.key"
+signature = "rsa-pkcs1"
+)",
+                            "/etc/ocsp-responder");
+  REQUIRE_MESSAGE(config.has_value(), config.error().message);
+  REQUIRE(config->issuers.size() == 2);
+  const auto& signing = config->issuers[0].responders;
+  REQUIRE(signing.size() == 3);
+  CHECK(signing[0].certificate == "/etc/ocsp-responder/pki/responder-2026.pem");
+  CHECK(signing[0].key == "/etc/ocsp-responder/pki/responder-2026.key");
+  CHECK(signing[0].signature.empty());
+  CHECK(signing[1].key == "/etc/ocsp-responder/keys/responder-2027.key");
+  CHECK(signing[1].signature == "rsa-pss");
+  CHECK(signing[1].pkcs11_module.empty());
+  CHECK(signing[2].key == "pkcs11:token=ocsp;object=responder-2027;type=private");
+  CHECK(signing[2].pkcs11_module == "/usr/lib/softhsm/libsofthsm2.so");
+  CHECK(signing[2].pin_file == "/etc/ocsp-responder/secret/pin");
+  const auto& auth = config->issuers[1].responders;
+  REQUIRE(auth.size() == 1);
+  CHECK(auth[0].certificate == "/etc/ocsp-responder/pki/auth-responder.pem");
+  CHECK(auth[0].signature == "rsa-pkcs1");
+}
+
+TEST_CASE("config: responder certificates that are wrong are refused with the table named") {
+  auto message = [](std::string_view tables) {
+    auto config = ParseConfig("[[issuer]]\nname = \"ca\"\ncertificate = \"ca.pem\"\n" + std::string(tables), "/");
+    REQUIRE_FALSE(config.has_value());
+    return config.error().message;
+  };
+  CHECK(message("") == "issuer[0] needs a responder certificate: [[issuer.responder]] or responder_certificate");
+  CHECK(message("responder_certificate = \"r.pem\"\n") ==
+        "issuer[0].responder_certificate and responder_key go together");
+  CHECK(message("[[issuer.responder]]\nkey = \"r.key\"\n") == "issuer[0].responder[0].certificate is required");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\n") == "issuer[0].responder[0].key is required");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\nkey = \"r.key\"\npin = \"1234\"\n") ==
+        "unknown key issuer[0].responder[0].pin");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\nkey = \"r.key\"\nsignature = \"pss\"\n") ==
+        "issuer[0].responder[0].signature = \"pss\" is not \"rsa-pkcs1\" or \"rsa-pss\"");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\nkey = \"r.key\"\npin_file = \"pin\"\n") ==
+        "issuer[0].responder[0].pin_file applies to pkcs11: keys only");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\nkey = \"pkcs11:object=r\"\npin_file = \"pin\"\n") ==
+        "issuer[0].responder[0].pkcs11_module is required for a pkcs11: key");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\nkey = \"pkcs11:object=r\"\n"
+                "pkcs11_module = \"/m.so\"\n") == "issuer[0].responder[0].pin_file is required for a pkcs11: key");
+  CHECK(message("[[issuer.responder]]\ncertificate = \"r.pem\"\nkey = \"pkcs11:object=r?pin-value=1234\"\n"
+                "pkcs11_module = \"/m.so\"\npin_file = \"pin\"\n")
+            .find("must not carry a PIN") != std::string::npos);
 }

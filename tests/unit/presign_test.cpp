@@ -21,7 +21,8 @@ struct Fixture {
   FakeClock clock{SystemClock().Now()};
   store::Store store = *store::Store::Open(dir.path() / "store", {});
   store::IssuerDirectory issuers;
-  std::unique_ptr<signer::Signer> signer;
+  std::unique_ptr<signer::SignerSet> signers;
+  const signer::Signer* signer = nullptr;
   std::unique_ptr<StatusAuthority> authority;
   ResponseWriter writer{store, 1000};
   int written = 0;
@@ -32,8 +33,11 @@ struct Fixture {
     auto loaded = signer::Signer::Load({dir.path() / "responder.pem", dir.path() / "responder.key"},
                                        ca.certificate.get(), clock.Now());
     REQUIRE(loaded.has_value());
-    signer = std::make_unique<signer::Signer>(std::move(*loaded));
-    authority = std::make_unique<StatusAuthority>(store, issuers, std::vector<const signer::Signer*>{signer.get()},
+    std::vector<signer::Signer> one;
+    one.push_back(std::move(*loaded));
+    signers = std::make_unique<signer::SignerSet>(std::move(*signer::SignerSet::FromSigners(std::move(one))));
+    signer = signers->signers()[0].get();
+    authority = std::make_unique<StatusAuthority>(store, issuers, std::vector<const signer::SignerSet*>{signers.get()},
                                                   clock, 0);
   }
 
@@ -129,7 +133,7 @@ TEST_CASE("presign: revoked serials are signed newest revocation first, each sta
   CHECK(info->status == store::StoredStatus::kRevoked);
   CHECK(info->this_update == f.clock.Now() - 600);
   CHECK(info->next_update == f.clock.Now() + 86400);
-  CHECK(info->signer_id == SignerId(*f.signer));
+  CHECK(info->signer_id == f.signer->id());
   CHECK_FALSE(f.Stored(0x11, store::HashAlgorithm::kSha256).has_value());  // only the configured algorithms
 
   // Nothing left: another pass signs nothing.
@@ -174,7 +178,7 @@ TEST_CASE("presign: responses signed by another responder certificate, or from a
     REQUIRE(txn->Commit().has_value());
   }
   REQUIRE(presigner.RunUntilDone().has_value());
-  CHECK(f.Stored(0x10)->signer_id == SignerId(*f.signer));
+  CHECK(f.Stored(0x10)->signer_id == f.signer->id());
 
   // A newer CRL arrives; the stored responses are re-signed from it once within the lead of their nextUpdate.
   CrlOptions next = ThreeRevoked(now);

@@ -539,8 +539,8 @@ struct SyncFixture {
 
   SyncFixture() {
     ca.Write(dir.path(), "ca-");
-    config.issuers.push_back({"test-ca", dir.path() / "ca-ca.pem", dir.path() / "ca-responder.pem",
-                              dir.path() / "ca-responder.key"});
+    config.issuers.push_back(
+        {"test-ca", dir.path() / "ca-ca.pem", {{dir.path() / "ca-responder.pem", dir.path() / "ca-responder.key"}}});
     config.sync.timeout_seconds = 5;
   }
   void AddUrlSource(const std::string& path, const std::string& issuer = "test-ca") {
@@ -720,8 +720,8 @@ TEST_CASE("sync: one failing source or issuer does not stop the others") {
   TestCa other = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Other CA");
   other.Write(fixture.dir.path(), "other-");
   fixture.config.issuers.push_back({"other-ca", fixture.dir.path() / "other-ca.pem",
-                                    fixture.dir.path() / "other-responder.pem",
-                                    fixture.dir.path() / "other-responder.key"});
+                                    {{fixture.dir.path() / "other-responder.pem",
+                                      fixture.dir.path() / "other-responder.key"}}});
   fixture.AddUrlSource("/missing.crl", "other-ca");
   fixture.AddUrlSource("/ca.crl");
   fixture.ServeCrl("/ca.crl", 1, "\"n1\"");
