@@ -5,6 +5,7 @@
 //   the issuer's key is declared compromised (cACompromise)   -> revoked for every serial from that time
 //   serial listed by a CRL or partition of the issuer         -> revoked, with the entry's time, reason and
 //                                                                invalidity date
+//   the issuer has an issued-serials list without the serial   -> unknown (signed, no nextUpdate): never issued
 //   no CRL for end-entity certificates imported yet           -> unknown (signed, no nextUpdate)
 //   an expected partition is missing                          -> tryLater: absence proves nothing then
 //   serial absent and every expected partition held           -> good
@@ -20,6 +21,7 @@
 
 #include "common/clock.h"
 #include "metrics/metrics.h"
+#include "responder/issued_serials.h"
 #include "responder/request.h"
 #include "signer/signer.h"
 #include "store/store.h"
@@ -38,15 +40,17 @@ struct Decision {
 
 class StatusAuthority {
  public:
-  // `signers[i]` answers for `issuers.at(i)`.
+  // `signers[i]` answers for `issuers.at(i)`; `issued[i]`, when given and not null, lists the serials that
+  // issuer issued (must outlive the authority).
   StatusAuthority(const store::Store& store, const store::IssuerDirectory& issuers,
                   std::vector<const signer::Signer*> signers, const Clock& clock,
-                  UnixSeconds next_update_grace_seconds)
+                  UnixSeconds next_update_grace_seconds, std::vector<const IssuedSerials*> issued = {})
       : store_(store),
         issuers_(issuers),
         signers_(std::move(signers)),
         clock_(clock),
-        grace_(next_update_grace_seconds) {}
+        grace_(next_update_grace_seconds),
+        issued_(std::move(issued)) {}
 
   [[nodiscard]] Decision Decide(MDB_txn* txn, const DecodedRequest& request) const;
 
@@ -56,6 +60,7 @@ class StatusAuthority {
   std::vector<const signer::Signer*> signers_;
   const Clock& clock_;
   UnixSeconds grace_;
+  std::vector<const IssuedSerials*> issued_;
 };
 
 }  // namespace ocsp::responder
