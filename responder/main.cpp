@@ -12,6 +12,7 @@
 #include "responder/authority.h"
 #include "responder/server.h"
 #include "responder/signing_pool.h"
+#include "responder/snapshot.h"
 #include "signer/signer.h"
 #include "store/store.h"
 
@@ -23,28 +24,6 @@ namespace {
 
 using namespace ocsp;
 
-// Everything the configuration names, loaded and checked.
-struct Appliance {
-  store::IssuerDirectory issuers;
-  std::vector<std::unique_ptr<signer::Signer>> signers;  // parallel to issuers
-};
-
-Result<Appliance> LoadIssuers(const config::Config& config, UnixSeconds now) {
-  Appliance appliance;
-  if (config.issuers.empty()) return Fail(ErrorCode::kInvalidArgument, "no [[issuer]] is configured");
-  for (const config::IssuerConfig& issuer : config.issuers) {
-    auto ca = LoadCertificate(issuer.certificate);
-    if (!ca) return Fail(ca.error().code, "issuer " + issuer.name + ": " + ca.error().message);
-    auto identity = store::IssuerIdentity::FromCertificate(ca->get());
-    if (!identity) return Fail(identity.error().code, "issuer " + issuer.name + ": " + identity.error().message);
-    auto signer = signer::Signer::Load({issuer.responder_certificate, issuer.responder_key}, ca->get(), now);
-    if (!signer) return Fail(signer.error().code, "issuer " + issuer.name + ": " + signer.error().message);
-    if (auto added = appliance.issuers.Add(std::move(*identity)); !added) return std::unexpected(added.error());
-    appliance.signers.push_back(std::make_unique<signer::Signer>(std::move(*signer)));
-  }
-  return appliance;
-}
-
 int Serve(const std::string& config_path, bool check_only) {
   auto config = config::LoadConfig(config_path);
   if (!config) {
@@ -52,9 +31,9 @@ int Serve(const std::string& config_path, bool check_only) {
     return 2;
   }
   SystemClock clock;
-  auto appliance = LoadIssuers(*config, clock.Now());
-  if (!appliance) {
-    std::cerr << "ocsp-responder: " << appliance.error().message << "\n";
+  // Without the store: checks every file the configuration names (certificates, keys, lists, registry).
+  if (auto checked = responder::BuildSnapshot(*config, nullptr, clock, 1); !checked) {
+    std::cerr << "ocsp-responder: " << checked.error().message << "\n";
     return 2;
   }
   if (check_only) {
@@ -68,22 +47,25 @@ int Serve(const std::string& config_path, bool check_only) {
     std::cerr << "ocsp-responder: " << store.error().Describe() << "\n";
     return 1;
   }
+  auto snapshot = responder::BuildSnapshot(*config, &*store, clock, 1);
+  if (!snapshot) {
+    std::cerr << "ocsp-responder: " << snapshot.error().message << "\n";
+    return 2;
+  }
   metrics::ResponderMetrics metrics(OCSP_VERSION);
-  std::vector<const signer::Signer*> signers;
-  for (const auto& signer : appliance->signers) signers.push_back(signer.get());
-  responder::StatusAuthority authority(*store, appliance->issuers, std::move(signers), clock,
-                                       config->next_update_grace_seconds);
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
-  auto server = responder::Server::Start(*config, {authority, *store, metrics, pool, clock});
+  auto server = responder::Server::Start(*config, {std::move(*snapshot), *store, metrics, pool, clock});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
   }
-  config::ListenAddress ocsp = config->listen;
-  ocsp.port = (*server)->ocsp_port();
-  Log(LogLevel::kInfo, "listening",
-      {{"address", ocsp.ToString()}, {"workers", std::to_string(config->workers)},
-       {"issuers", std::to_string(config->issuers.size())}, {"version", OCSP_VERSION}});
+  for (const config::ListenAddress& ocsp : (*server)->ocsp_addresses()) {
+    Log(LogLevel::kInfo, "listening",
+        {{"address", ocsp.ToString()}, {"workers", std::to_string(config->workers)},
+         {"issuers", std::to_string(config->issuers.size())}, {"prefix", config->path_prefix},
+         {"access", config->verifier_registry.empty() ? "open" : config->verifier_registry.string()},
+         {"version", OCSP_VERSION}});
+  }
   if (config->metrics_listen) {
     config::ListenAddress address = *config->metrics_listen;
     address.port = (*server)->metrics_port();
