@@ -33,7 +33,7 @@ struct IssuerConfig {
   // "production" or "test": which verifiers may query it (a verifier is registered for one environment).
   std::string environment = "production";
   // The serials this CA issued (responder/issued_serials.h); empty: no list, absence from the CRL is `good`.
-  std::filesystem::path issued_serials;
+  std::filesystem::path issued_serials = {};
 };
 
 // Where `ocspctl sync` fetches the CRLs of one issuer: exactly one of `url` and `directory` is set.
