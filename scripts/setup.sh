@@ -17,6 +17,8 @@ PACKAGES=(
   libcli11-dev
   libsystemd-dev
   gnutls-bin curl ca-certificates
+  # bench/responder.sh: the load generator and the servers it measures ours against
+  wrk nginx-light golang-cfssl util-linux
 )
 PACKAGES+=("$@")
 
