@@ -352,8 +352,11 @@ done
 
 # ---------------------------------------------------------------------------------------------------------
 echo
-echo "OCSP responders under wrk, keep-alive, $SERIALS serials (10% revoked), ${DURATION}s per run, $CORES cores$(
-  [[ $SCALE == 1 ]] && echo ", store of $SCALE_ENTRIES entries")"
+if [[ $SCALE == 1 ]]; then
+  echo "OCSP responders under wrk, keep-alive, $SERIALS serials, ${DURATION}s per run, $CORES cores, store of $SCALE_ENTRIES entries"
+else
+  echo "OCSP responders under wrk, keep-alive, $SERIALS serials (10% revoked), ${DURATION}s per run, $CORES cores"
+fi
 printf '%-9s %-15s %-5s %5s %11s %9s %9s %9s %8s %10s\n' mode server method conns "requests/s" "p50 ms" "p99 ms" \
   "vs nginx" errors "peak RSS"
 for MODE in "${MODE_LIST[@]}"; do
