@@ -341,7 +341,7 @@ TEST_CASE("http: IPv4 and IPv6 listeners answer alike") {
   }
 }
 
-TEST_CASE("http: with an issued-serials list, a serial the CA never issued is unknown; SIGHUP rereads it") {
+TEST_CASE("http: with an issued-serials list, a serial the CA never issued is unknown, and SIGHUP rereads the list") {
   Responder responder({.issuer = "issued_serials = \"issued.txt\"", .files = {{"issued.txt", "1001-1002\n"}}});
   auto status_of = [&](std::uint64_t serial) {
     REQUIRE(responder.Curl({responder.url("/" + responder.Base64(serial))}) == "200");

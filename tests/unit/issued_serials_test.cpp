@@ -21,7 +21,7 @@ TEST_CASE("issued serials: single serials and inclusive ranges, in any order, he
   CHECK_FALSE(list->Contains(Serial(0x1fff)));
 }
 
-TEST_CASE("issued serials: overlapping and adjacent entries merge; order is numeric, not textual") {
+TEST_CASE("issued serials: overlapping and adjacent entries merge, and order is numeric, not textual") {
   auto list = IssuedSerials::Parse("10-1f\n20-2f\n18-22\nff\n100\n");
   REQUIRE(list.has_value());
   CHECK(list->range_count() == 2);  // 10-2f and ff-100
