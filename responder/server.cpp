@@ -35,9 +35,9 @@ using Steady = std::chrono::steady_clock;
 constexpr std::string_view kOcspResponseType = "application/ocsp-response";
 constexpr std::string_view kOcspRequestType = "application/ocsp-request";
 
-// SERVICE MANAGER HOOK: sd_notify goes here ("RELOADING=1" when a reload starts, "READY=1" when every worker
-// has switched to the new snapshot or the reload failed and the old one stays). The systemd integration
-// fills this in; the front end calls it at exactly those two points.
+// SERVICE MANAGER HOOK: sd_notify goes here. The front end calls it with "READY=1" once the workers run, with
+// "RELOADING=1" when a reload starts, and with "READY=1" again when every worker has switched to the new
+// snapshot or the reload failed and the old one stays. The systemd integration fills in the body.
 void NotifyServiceManager([[maybe_unused]] std::string_view state) {}
 
 Result<Socket> Listen(const config::ListenAddress& address, bool reuse_port) {
@@ -621,6 +621,7 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
   server->dependencies_.snapshot.reset();  // the workers and the control loop hold it now
 
   for (auto& worker : server->workers_) worker->Start();
+  NotifyServiceManager("READY=1");
   return server;
 }
 
@@ -678,6 +679,18 @@ void Server::Run() {
   dependencies_.signing_pool.Stop();
   for (auto& worker : workers_) worker->Stop(std::chrono::milliseconds(200));
   for (auto& worker : workers_) worker->Join();
+  const FrontEndCounters& c = *counters_;
+  auto text = [](const std::atomic<std::uint64_t>& n) { return std::to_string(n.load(std::memory_order_relaxed)); };
+  Log(LogLevel::kInfo, "front_end_counts",
+      {{"forbidden_unregistered", text(c.forbidden_unregistered)},
+       {"forbidden_not_yet_open", text(c.forbidden_not_yet_open)},
+       {"rate_limited", text(c.rate_limited)},
+       {"wrong_environment", text(c.wrong_environment)},
+       {"not_modified", text(c.not_modified)},
+       {"connections_refused_over_cap", text(c.connections.refused_over_cap)},
+       {"header_timeouts", text(c.connections.header_timeouts)},
+       {"reloads", text(c.reloads)},
+       {"failed_reloads", text(c.failed_reloads)}});
 }
 
 void Server::RequestStop() { event_active(control_->stop.get(), EV_READ, 0); }
