@@ -204,7 +204,8 @@ std::vector<ResponderConfig> Responders(const toml::node& node, const std::files
 
 Config Build(const toml::table& root, const std::filesystem::path& base) {
   Config config;
-  RejectUnknownKeys(root, {"responder", "store", "metrics", "log", "import", "issuer", "source", "sync", "presign"},
+  RejectUnknownKeys(root, {"responder", "store", "metrics", "log", "import", "issuer", "source", "sync", "presign",
+                          "access"},
                     "");
 
   if (const toml::table* responder = Table(root, "responder")) {
@@ -213,9 +214,43 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
                       {"listen", "workers", "signer_threads", "max_request_bytes", "max_pending_signatures",
                        "max_certids_per_request", "http_timeout_seconds", "next_update_grace_seconds",
                        "max_response_validity_seconds", "nonce", "nonce_signatures_per_second", "nonce_over_budget",
-                       "drain_timeout_seconds"},
+                       "drain_timeout_seconds",
+                       "path_prefix", "header_timeout_seconds", "max_connections", "max_connections_per_address",
+                       "max_cache_age_seconds"},
                       where);
-    if (auto listen = String(*responder, "listen", where)) config.listen = Listen(*listen, where + "listen");
+    if (const toml::node* listen = responder->get("listen")) {
+      // One address or several (IPv4 and IPv6 listeners).
+      config.listen_addresses.clear();
+      if (const toml::array* list = listen->as_array()) {
+        for (const toml::node& item : *list) {
+          const auto* text = item.as_string();
+          if (text == nullptr) throw ConfigError{where + "listen must be a string or an array of strings"};
+          config.listen_addresses.push_back(Listen(text->get(), where + "listen"));
+        }
+        if (config.listen_addresses.empty()) throw ConfigError{where + "listen must name at least one address"};
+      } else if (const auto* text = listen->as_string()) {
+        config.listen_addresses.push_back(Listen(text->get(), where + "listen"));
+      } else {
+        throw ConfigError{where + "listen must be a string or an array of strings"};
+      }
+      config.listen = config.listen_addresses.front();
+    }
+    if (auto prefix = String(*responder, "path_prefix", where)) {
+      std::string value = *prefix;
+      while (value.size() > 1 && value.back() == '/') value.pop_back();
+      if (value.empty() || value.front() != '/' || value.find_first_of("?#% \t") != std::string::npos) {
+        throw ConfigError{where + "path_prefix = \"" + *prefix + "\" must be an absolute path such as \"/ocsp\""};
+      }
+      config.path_prefix = value;
+    }
+    config.header_timeout_seconds =
+        Integer<unsigned>(*responder, "header_timeout_seconds", config.header_timeout_seconds, 1, 3600, where);
+    config.max_connections =
+        Integer<unsigned>(*responder, "max_connections", config.max_connections, 1, 1000000, where);
+    config.max_connections_per_address = Integer<unsigned>(
+        *responder, "max_connections_per_address", config.max_connections_per_address, 1, 1000000, where);
+    config.max_cache_age_seconds =
+        Integer<UnixSeconds>(*responder, "max_cache_age_seconds", config.max_cache_age_seconds, 0, 7 * 86400, where);
     config.workers = Integer<unsigned>(*responder, "workers", config.workers, 1, 256, where);
     config.signer_threads = Integer<unsigned>(*responder, "signer_threads", config.signer_threads, 1, 256, where);
     config.max_request_bytes =
@@ -325,6 +360,21 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     }
   }
 
+  if (const toml::table* access = Table(root, "access")) {
+    const std::string where = "access.";
+    RejectUnknownKeys(*access, {"registry", "over_rate_limit"}, where);
+    if (auto registry = String(*access, "registry", where); registry && !registry->empty()) {
+      config.verifier_registry = Path(base, *registry);
+    }
+    if (auto over = String(*access, "over_rate_limit", where)) {
+      if (*over == "429") {
+        config.over_rate_limit_http_429 = true;
+      } else if (*over != "tryLater") {
+        throw ConfigError{where + "over_rate_limit = \"" + *over + "\" must be \"tryLater\" or \"429\""};
+      }
+    }
+  }
+
   std::optional<std::string> archive_directory;  // resolved after [store]: its default lives under store.path
   if (const toml::table* import = Table(root, "import")) {
     const std::string where = "import.";
@@ -364,7 +414,9 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
       const toml::table* table = list->get(i)->as_table();
       const std::string where = "issuer[" + std::to_string(i) + "].";
       if (table == nullptr) throw ConfigError{where + " must be a table"};
-      RejectUnknownKeys(*table, {"name", "certificate", "responder_certificate", "responder_key", "responder"},
+      RejectUnknownKeys(*table,
+                        {"name", "certificate", "responder_certificate", "responder_key", "responder", "environment",
+                         "issued_serials"},
                         where);
       IssuerConfig issuer;
       auto require = [&](std::string_view key) {
@@ -392,6 +444,15 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
       if (issuer.responders.empty()) {
         throw ConfigError{"issuer[" + std::to_string(i) +
                           "] needs a responder certificate: [[issuer.responder]] or responder_certificate"};
+      }
+      if (auto environment = String(*table, "environment", where)) {
+        if (*environment != "production" && *environment != "test") {
+          throw ConfigError{where + "environment = \"" + *environment + "\" must be \"production\" or \"test\""};
+        }
+        issuer.environment = *environment;
+      }
+      if (auto issued = String(*table, "issued_serials", where); issued && !issued->empty()) {
+        issuer.issued_serials = Path(base, *issued);
       }
       config.issuers.push_back(std::move(issuer));
     }

@@ -41,6 +41,10 @@ struct IssuerConfig {
   // Every responder certificate of this CA: the responder_certificate / responder_key pair first (when
   // given), then the [[issuer.responder]] tables in file order. Never empty after parsing.
   std::vector<ResponderConfig> responders;
+  // "production" or "test": which verifiers may query it (a verifier is registered for one environment).
+  std::string environment = "production";
+  // The serials this CA issued (responder/issued_serials.h); empty: no list, absence from the CRL is `good`.
+  std::filesystem::path issued_serials = {};
 };
 
 // Where `ocspctl sync` fetches the CRLs of one issuer: exactly one of `url` and `directory` is set.
@@ -82,13 +86,21 @@ struct PresignConfig {
 struct Config {
   std::filesystem::path source;  // the file this was read from
 
-  ListenAddress listen{"127.0.0.1", 8080};
+  ListenAddress listen{"127.0.0.1", 8080};  // the first of listen_addresses
+  std::vector<ListenAddress> listen_addresses{ListenAddress{"127.0.0.1", 8080}};
+  // Where OCSP requests are served: POST to the prefix, GET to prefix + "/" + base64. Always starts with '/'
+  // and has no trailing '/' unless it is "/".
+  std::string path_prefix = "/";
   unsigned workers = 1;
   unsigned signer_threads = 2;
   std::size_t max_request_bytes = 8192;
   std::size_t max_pending_signatures = 256;
   unsigned max_certids_per_request = 8;
-  unsigned http_timeout_seconds = 30;
+  unsigned http_timeout_seconds = 30;    // evhttp's per-read/write timeout: also the keep-alive idle timeout
+  unsigned header_timeout_seconds = 10;  // from a request's first byte to its last (slowloris)
+  unsigned max_connections = 10000;      // open OCSP connections, all workers together
+  unsigned max_connections_per_address = 256;
+  UnixSeconds max_cache_age_seconds = 3600;  // cap of Cache-Control max-age on cacheable answers
   // On SIGTERM: how long in-flight requests may take to finish before the process leaves anyway. Keep it below
   // the unit's TimeoutStopSec=.
   unsigned drain_timeout_seconds = 10;
@@ -104,6 +116,10 @@ struct Config {
 
   std::filesystem::path store_path = "/var/lib/ocsp-responder/store";
   std::size_t map_size_bytes = std::size_t{64} << 30;  // address space only: see store::kDefaultMapSizeBytes
+
+  // [access]: the verifier registry (responder/verifiers.h); empty: open access.
+  std::filesystem::path verifier_registry;
+  bool over_rate_limit_http_429 = false;  // false: answer tryLater (OCSP); true: HTTP 429
 
   std::optional<ListenAddress> metrics_listen = ListenAddress{"127.0.0.1", 9810};
   // false: requests are not counted or timed (the listener, if any, still serves the store's gauges). The

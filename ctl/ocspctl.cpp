@@ -21,7 +21,7 @@
 #include "config/config.h"
 #include "importer/import.h"
 #include "importer/sync.h"
-#include "responder/appliance.h"
+#include "responder/snapshot.h"
 #include "responder/presigner.h"
 #include "responder/authority.h"
 #include "signer/signer.h"
@@ -697,18 +697,18 @@ int Presign(Context& context, unsigned threads) {
   if (auto resolved = context.Resolve(); !resolved) return UsageError(resolved.error());
   if (!context.config) return UsageError(Error{ErrorCode::kInvalidArgument, "presign needs --config (the keys)"});
   SystemClock clock;
-  auto loaded = responder::LoadIssuers(*context.config, clock.Now());
-  if (!loaded) return Report(loaded.error());
   auto store = context.Open(/*read_only=*/false);
   if (!store) return Report(store.error());
   const config::Config& config = *context.config;
-  responder::StatusAuthority authority(*store, loaded->issuers, loaded->signer_pointers(), clock,
-                                       config.next_update_grace_seconds, config.max_response_validity_seconds);
+  // The responder's own snapshot: the same issuers, responder certificates, keys and decisions.
+  auto snapshot = responder::BuildSnapshot(config, &*store, clock, 1);
+  if (!snapshot) return UsageError(snapshot.error());
   responder::ResponseWriter writer(*store, config.presign.max_good_responses);
   responder::PresignOptions options = responder::PresignOptionsFrom(config.presign);
   if (threads != 0) options.threads = threads;
   options.idle_priority = false;  // the operator asked for it now
-  responder::Presigner presigner(*store, loaded->issuers, authority, writer, clock, options);
+  const std::shared_ptr<const responder::Snapshot> current = *snapshot;
+  responder::Presigner presigner(*store, [current] { return current; }, writer, clock, options);
   const auto started = std::chrono::steady_clock::now();
   auto progress = presigner.RunUntilDone();
   writer.Stop();

@@ -126,11 +126,17 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
       }
       revoked = *entry;
     }
+    const IssuedSerials* issued = *index < issued_.size() ? issued_[*index] : nullptr;
     if (revoked) {
       answer.status = CertStatus::kRevoked;
       answer.revocation_time = revoked->revocation_time;
       if (revoked->reason) answer.reason = static_cast<int>(*revoked->reason);
       answer.invalidity_date = revoked->invalidity_date;
+    } else if (issued != nullptr && !issued->Contains(cert.serial)) {
+      // Never issued: not `good`, whatever the CRL says (a CRL only lists what was issued and revoked).
+      answer.status = CertStatus::kUnknown;
+      answer.this_update = now;
+      answer.next_update.reset();
     } else if (coverage.partitions_held == 0) {
       // Nothing is known about this issuer's end-entity revocations yet: say so, promise nothing.
       answer.status = CertStatus::kUnknown;

@@ -6,6 +6,7 @@
 //   the issuer's key is declared compromised (cACompromise)   -> revoked for every serial from that time
 //   serial listed by a CRL or partition of the issuer         -> revoked, with the entry's time, reason and
 //                                                                invalidity date
+//   the issuer has an issued-serials list without the serial   -> unknown (signed, no nextUpdate): never issued
 //   no CRL for end-entity certificates imported yet           -> unknown (signed, no nextUpdate)
 //   an expected partition is missing                          -> tryLater: absence proves nothing then
 //   serial absent and every expected partition held           -> good
@@ -21,6 +22,7 @@
 
 #include "common/clock.h"
 #include "metrics/metrics.h"
+#include "responder/issued_serials.h"
 #include "responder/request.h"
 #include "signer/signer.h"
 #include "store/store.h"
@@ -49,16 +51,19 @@ bool StoredResponseServes(const store::StoredResponseInfo& stored, const signer:
 class StatusAuthority {
  public:
   // `signers[i]` answers for `issuers.at(i)`; its Active(now) signs. A null set decides without a signer
-  // (Decision::signer stays null): what `ocspctl lookup` needs, without access to the keys.
+  // (Decision::signer stays null): what `ocspctl lookup` needs, without access to the keys. `issued[i]`, when
+  // given and not null, lists the serials that issuer issued (must outlive the authority).
   StatusAuthority(const store::Store& store, const store::IssuerDirectory& issuers,
                   std::vector<const signer::SignerSet*> signers, const Clock& clock,
-                  UnixSeconds next_update_grace_seconds, UnixSeconds max_validity_seconds = 10 * 86400)
+                  UnixSeconds next_update_grace_seconds, UnixSeconds max_validity_seconds = 10 * 86400,
+                  std::vector<const IssuedSerials*> issued = {})
       : store_(store),
         issuers_(issuers),
         signers_(std::move(signers)),
         clock_(clock),
         grace_(next_update_grace_seconds),
-        max_validity_(max_validity_seconds) {}
+        max_validity_(max_validity_seconds),
+        issued_(std::move(issued)) {}
 
   [[nodiscard]] Decision Decide(MDB_txn* txn, const DecodedRequest& request) const;
   // The id of the responder certificate that answers for issuers.at(index) now (0: none is valid now).
@@ -71,6 +76,7 @@ class StatusAuthority {
   const Clock& clock_;
   UnixSeconds grace_;
   UnixSeconds max_validity_;
+  std::vector<const IssuedSerials*> issued_;
 };
 
 }  // namespace ocsp::responder

@@ -19,6 +19,7 @@
 #include "responder/server.h"
 #include "responder/service_notify.h"
 #include "responder/signing_pool.h"
+#include "responder/snapshot.h"
 #include "signer/signer.h"
 #include "store/store.h"
 
@@ -37,9 +38,9 @@ int Serve(const std::string& config_path, bool check_only, bool debug_flag) {
     return 2;
   }
   SystemClock clock;
-  auto appliance = responder::LoadIssuers(*config, clock.Now());
-  if (!appliance) {
-    std::cerr << "ocsp-responder: " << appliance.error().message << "\n";
+  // Without the store: checks every file the configuration names (certificates, keys, lists, registry).
+  if (auto checked = responder::BuildSnapshot(*config, nullptr, clock, 1); !checked) {
+    std::cerr << "ocsp-responder: " << checked.error().message << "\n";
     return 2;
   }
   if (check_only) {
@@ -77,48 +78,59 @@ int Serve(const std::string& config_path, bool check_only, bool debug_flag) {
     }
     access_log = std::move(*opened);
   }
-  // No verifier registry yet: every request is labelled "none".
+  // Built before the snapshot: the verifier registry's names become its labels.
   metrics::ResponderMetrics metrics(OCSP_VERSION, {}, {.enabled = config->metrics_enabled});
+  auto snapshot = responder::BuildSnapshot(*config, &*store, clock, 1, &metrics);
+  if (!snapshot) {
+    std::cerr << "ocsp-responder: " << snapshot.error().message << "\n";
+    return 2;
+  }
   metrics.AddCollectable(std::make_shared<metrics::StoreCollector>(*store, config->store_path,
-                                                                   appliance->labels, clock));
-  responder::StatusAuthority authority(*store, appliance->issuers, appliance->signer_pointers(), clock,
-                                       config->next_update_grace_seconds, config->max_response_validity_seconds);
+                                                                   (*snapshot)->labels, clock));
   responder::SigningPool pool(config->signer_threads, config->max_pending_signatures);
   metrics.SetSigningLoadSource([&pool] {
     const auto load = pool.CurrentLoad();
     return metrics::SigningLoad{load.running, load.waiting, load.max_pending};
   });
   std::unique_ptr<responder::ResponseWriter> writer;
-  std::unique_ptr<responder::Presigner> presigner;
   if (config->presign.enabled) {
     writer = std::make_unique<responder::ResponseWriter>(*store, config->presign.max_good_responses);
-    presigner = std::make_unique<responder::Presigner>(*store, appliance->issuers, authority, *writer, clock,
-                                                       responder::PresignOptionsFrom(config->presign));
   }
   auto server = responder::Server::Start(
-      *config, {authority, *store, metrics, pool, clock, writer.get(), access_log.get()},
+      *config, {*snapshot, *store, metrics, pool, clock, writer.get(), access_log.get()},
       {&notifier, std::move(*sockets)});
   if (!server) {
     std::cerr << "ocsp-responder: " << server.error().Describe() << "\n";
     return 1;
   }
-  config::ListenAddress ocsp = config->listen;
-  ocsp.port = (*server)->ocsp_port();
-  if (socket_activated) ocsp.host = "systemd";  // the passed socket's address is the .socket unit's business
-  Log(LogLevel::kInfo, "listening",
-      {{"address", ocsp.ToString()}, {"workers", std::to_string(config->workers)},
-       {"socket_activated", socket_activated ? "yes" : "no"},
-       {"watchdog_usec", notifier.watchdog_interval() ? std::to_string(notifier.watchdog_interval()->count()) : "off"},
-       {"issuers", std::to_string(config->issuers.size())}, {"version", OCSP_VERSION}});
+  for (config::ListenAddress ocsp : (*server)->ocsp_addresses()) {
+    if (socket_activated) ocsp.host = "systemd";  // the passed socket's address is the .socket unit's business
+    Log(LogLevel::kInfo, "listening",
+        {{"address", ocsp.ToString()}, {"workers", std::to_string(config->workers)},
+         {"socket_activated", socket_activated ? "yes" : "no"},
+         {"watchdog_usec",
+          notifier.watchdog_interval() ? std::to_string(notifier.watchdog_interval()->count()) : "off"},
+         {"issuers", std::to_string(config->issuers.size())}, {"prefix", config->path_prefix},
+         {"access", config->verifier_registry.empty() ? "open" : config->verifier_registry.string()},
+         {"version", OCSP_VERSION}});
+  }
   if (config->metrics_listen) {
     config::ListenAddress address = *config->metrics_listen;
     address.port = (*server)->metrics_port();
     Log(LogLevel::kInfo, "metrics_listening", {{"address", address.ToString()}});
   }
-  if (presigner) presigner->Start();
+  std::unique_ptr<responder::Presigner> presigner;
+  if (writer) {
+    responder::Server* running = server->get();
+    presigner = std::make_unique<responder::Presigner>(
+        *store, [running] { return running->CurrentSnapshot(); }, *writer, clock,
+        responder::PresignOptionsFrom(config->presign));
+    presigner->Start();
+  }
   notifier.Ready();
-  notifier.Status("answering for " + std::to_string(config->issuers.size()) + " issuer(s) on " + ocsp.ToString() +
-                  " with " + std::to_string(config->workers) + " worker(s)");
+  notifier.Status("answering for " + std::to_string(config->issuers.size()) + " issuer(s) on " +
+                  (*server)->ocsp_addresses().front().ToString() + " with " + std::to_string(config->workers) +
+                  " worker(s)");
   (*server)->Run();
   if (presigner) presigner->Stop();
   if (writer) writer->Stop();

@@ -70,16 +70,10 @@ std::optional<ResponseToStore> KeepableResponse(const Decision& decision, const 
   return keep;
 }
 
-Presigner::Presigner(const store::Store& store, const store::IssuerDirectory& issuers,
-                     const StatusAuthority& authority, ResponseWriter& writer, const Clock& clock,
-                     PresignOptions options)
-    : store_(store), issuers_(issuers), authority_(authority), writer_(writer), clock_(clock),
-      options_(std::move(options)) {
+Presigner::Presigner(const store::Store& store, SnapshotSource snapshots, ResponseWriter& writer,
+                     const Clock& clock, PresignOptions options)
+    : store_(store), snapshots_(std::move(snapshots)), writer_(writer), clock_(clock), options_(std::move(options)) {
   if (options_.threads == 0) options_.threads = 1;
-  for (std::size_t i = 0; i < issuers_.size(); ++i) {
-    auto certificate = ParseCertificate(issuers_.at(i).certificate_der);
-    issuer_certificates_.push_back(certificate ? std::move(*certificate) : nullptr);
-  }
 }
 
 Presigner::~Presigner() { Stop(); }
@@ -109,9 +103,18 @@ PresignProgress Presigner::progress() const {
   return PresignProgress{signed_.load(), failed_.load(), skipped_.load(), scans_.load(), signing_seconds_.load()};
 }
 
-Result<std::vector<Presigner::Candidate>> Presigner::Scan(bool& more) {
+Result<Presigner::Batch> Presigner::Scan(bool& more) {
   ++scans_;
   more = false;
+  Batch batch_out;
+  batch_out.snapshot = snapshots_();
+  if (!batch_out.snapshot || !batch_out.snapshot->authority) return batch_out;
+  const store::IssuerDirectory& issuers = batch_out.snapshot->issuers;
+  const StatusAuthority& authority = *batch_out.snapshot->authority;
+  for (std::size_t i = 0; i < issuers.size(); ++i) {
+    auto certificate = ParseCertificate(issuers.at(i).certificate_der);
+    batch_out.issuer_certificates.push_back(certificate ? std::move(*certificate) : nullptr);
+  }
   const UnixSeconds now = clock_.Now();
   auto txn = store_.BeginRead();
   if (!txn) return std::unexpected(txn.error());
@@ -119,12 +122,12 @@ Result<std::vector<Presigner::Candidate>> Presigner::Scan(bool& more) {
   std::vector<Candidate> good;
   std::size_t wanted_revoked = 0;
 
-  for (std::size_t index = 0; index < issuers_.size(); ++index) {
-    if (!issuer_certificates_[index]) continue;
-    auto state = store_.GetIssuerState(txn->get(), issuers_.at(index).id);
+  for (std::size_t index = 0; index < issuers.size(); ++index) {
+    if (!batch_out.issuer_certificates[index]) continue;
+    auto state = store_.GetIssuerState(txn->get(), issuers.at(index).id);
     if (!state) return std::unexpected(state.error());
     if (!*state || (*state)->coverage.oldest_this_update == 0) continue;  // no CRL yet: nothing to presign
-    const std::uint64_t signer_id = authority_.signer_id(index);
+    const std::uint64_t signer_id = authority.signer_id(index);
     const UnixSeconds current_this_update = std::min((*state)->coverage.oldest_this_update, now);
     // A stored response needs signing again when another responder certificate is in use, or when the store
     // holds a newer CRL state and the response is within the lead of its nextUpdate.
@@ -162,7 +165,7 @@ Result<std::vector<Presigner::Candidate>> Presigner::Scan(bool& more) {
   }
   txn->Reset();
 
-  std::vector<Candidate> batch;
+  std::vector<Candidate>& batch = batch_out.candidates;
   batch.reserve(revoked.size() + good.size());
   while (!revoked.empty()) {
     batch.push_back(std::move(const_cast<Candidate&>(revoked.top())));
@@ -177,12 +180,12 @@ Result<std::vector<Presigner::Candidate>> Presigner::Scan(bool& more) {
     }
     batch.push_back(std::move(candidate));
   }
-  return batch;
+  return batch_out;
 }
 
-void Presigner::SignOne(const Candidate& candidate, store::ReadTxn& txn) {
-  const store::IssuerIdentity& identity = issuers_.at(candidate.issuer_index);
-  const X509* ca = issuer_certificates_[candidate.issuer_index].get();
+void Presigner::SignOne(const Batch& batch, const Candidate& candidate, store::ReadTxn& txn) {
+  const store::IssuerIdentity& identity = batch.snapshot->issuers.at(candidate.issuer_index);
+  const X509* ca = batch.issuer_certificates[candidate.issuer_index].get();
   auto serial = IntegerFromMagnitude(candidate.serial);
   UniquePtr<OCSP_CERTID> cert_id(OCSP_cert_id_new(store::Digest(candidate.algorithm), X509_get_subject_name(ca),
                                                   X509_get0_pubkey_bitstr(ca), serial.get()));
@@ -198,7 +201,7 @@ void Presigner::SignOne(const Candidate& candidate, store::ReadTxn& txn) {
     ++failed_;
     return;
   }
-  const Decision decision = authority_.Decide(txn.get(), request);
+  const Decision decision = batch.snapshot->authority->Decide(txn.get(), request);
   txn.Reset();
   if (decision.exception || decision.answers.size() != 1 ||
       decision.answers.front().status == signer::CertStatus::kUnknown) {
@@ -222,7 +225,8 @@ void Presigner::SignOne(const Candidate& candidate, store::ReadTxn& txn) {
   ++signed_;
 }
 
-void Presigner::SignAll(const std::vector<Candidate>& candidates) {
+void Presigner::SignAll(const Batch& batch) {
+  const std::vector<Candidate>& candidates = batch.candidates;
   const auto started = Steady::now();
   std::atomic<std::size_t> next{0};
   auto work = [&] {
@@ -238,7 +242,7 @@ void Presigner::SignAll(const std::vector<Candidate>& candidates) {
         std::lock_guard lock(mutex_);
         if (stopping_) return;
       }
-      SignOne(candidates[i], *txn);
+      SignOne(batch, candidates[i], *txn);
     }
   };
   std::vector<std::thread> threads;
@@ -250,21 +254,21 @@ void Presigner::SignAll(const std::vector<Candidate>& candidates) {
 
 Result<std::uint64_t> Presigner::RunOnce() {
   bool more = false;
-  auto candidates = Scan(more);
-  if (!candidates) return std::unexpected(candidates.error());
+  auto batch = Scan(more);
+  if (!batch) return std::unexpected(batch.error());
   const std::uint64_t before = signed_.load();
-  SignAll(*candidates);
+  SignAll(*batch);
   return signed_.load() - before;
 }
 
 Result<PresignProgress> Presigner::RunUntilDone() {
   while (true) {
     bool more = false;
-    auto candidates = Scan(more);
-    if (!candidates) return std::unexpected(candidates.error());
-    if (candidates->empty()) break;
+    auto batch = Scan(more);
+    if (!batch) return std::unexpected(batch.error());
+    if (batch->candidates.empty()) break;
     const std::uint64_t before = signed_.load();
-    SignAll(*candidates);
+    SignAll(*batch);
     // Nothing signed from a non-empty batch: what is left cannot be signed now (an issuer not answerable).
     if (signed_.load() == before) break;
   }
@@ -283,18 +287,18 @@ void Presigner::Loop() {
       if (stopping_) return;
       woken_ = false;
     }
-    auto candidates = Scan(more);
-    if (!candidates) {
-      Log(LogLevel::kError, "presign_scan_failed", {{"error", candidates.error().Describe()}});
+    auto batch = Scan(more);
+    if (!batch) {
+      Log(LogLevel::kError, "presign_scan_failed", {{"error", batch.error().Describe()}});
       more = false;
       continue;
     }
-    if (candidates->empty()) {
+    if (batch->candidates.empty()) {
       more = false;
       continue;
     }
     const std::uint64_t before = signed_.load();
-    SignAll(*candidates);
+    SignAll(*batch);
     const std::uint64_t done = signed_.load() - before;
     if (done == 0) more = false;  // nothing could be signed: wait for the store to change
     Log(LogLevel::kInfo, "presigned", {{"responses", std::to_string(done)}, {"more", more ? "yes" : "no"}});

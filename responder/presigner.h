@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -23,6 +25,7 @@
 #include "config/config.h"
 #include "responder/authority.h"
 #include "responder/response_writer.h"
+#include "responder/snapshot.h"
 #include "store/issuer.h"
 #include "store/store.h"
 
@@ -52,10 +55,14 @@ struct PresignProgress {
 std::optional<ResponseToStore> KeepableResponse(const Decision& decision, const RequestedCert& cert, Bytes der,
                                                 UnixSeconds produced_at);
 
+// The snapshot in force (issuers, responder certificates, authority); a reload replaces it, and the next scan
+// signs with the new one.
+using SnapshotSource = std::function<std::shared_ptr<const Snapshot>()>;
+
 class Presigner {
  public:
-  Presigner(const store::Store& store, const store::IssuerDirectory& issuers, const StatusAuthority& authority,
-            ResponseWriter& writer, const Clock& clock, PresignOptions options);
+  Presigner(const store::Store& store, SnapshotSource snapshots, ResponseWriter& writer, const Clock& clock,
+            PresignOptions options);
   ~Presigner();
   Presigner(const Presigner&) = delete;
   Presigner& operator=(const Presigner&) = delete;
@@ -76,19 +83,23 @@ class Presigner {
     Bytes serial;
     UnixSeconds revocation_time;  // 0 for good responses: they come after every revoked one
   };
-  // Up to options_.batch candidates, newest revocations first; `more` when the batch was full.
-  Result<std::vector<Candidate>> Scan(bool& more);
-  void SignAll(const std::vector<Candidate>& candidates);
-  void SignOne(const Candidate& candidate, store::ReadTxn& txn);
+  // What one scan and its signing work with: the snapshot and its CA certificates, parsed once.
+  struct Batch {
+    std::shared_ptr<const Snapshot> snapshot;
+    std::vector<UniquePtr<X509>> issuer_certificates;  // parallel to snapshot->issuers, for building CertIDs
+    std::vector<Candidate> candidates;                 // newest revocations first
+  };
+  // Up to options_.batch candidates; `more` when the batch was full.
+  Result<Batch> Scan(bool& more);
+  void SignAll(const Batch& batch);
+  void SignOne(const Batch& batch, const Candidate& candidate, store::ReadTxn& txn);
   void Loop();
 
   const store::Store& store_;
-  const store::IssuerDirectory& issuers_;
-  const StatusAuthority& authority_;
+  SnapshotSource snapshots_;
   ResponseWriter& writer_;
   const Clock& clock_;
   PresignOptions options_;
-  std::vector<UniquePtr<X509>> issuer_certificates_;  // parallel to issuers_, for building CertIDs
 
   std::atomic<std::uint64_t> signed_{0}, failed_{0}, skipped_{0}, scans_{0};
   std::atomic<double> signing_seconds_{0};

@@ -1,28 +1,33 @@
-// The HTTP front end: libevent workers that answer OCSP over HTTP (RFC 6960 Appendix A), and the metrics
-// listener.
+// The HTTP front end: libevent workers that answer OCSP over HTTP (RFC 6960 Appendix A), and the control
+// loop (signals, reload, /metrics).
 //
-// Each worker thread owns an event_base, an evhttp and its own SO_REUSEPORT socket on the OCSP address, and a
-// read transaction it resets and renews per request. A worker decodes, asks the StatusAuthority, and serves
-// the stored response when one states exactly what the store holds now; otherwise it hands signing to the
-// SigningPool, and the signed bytes come back through the worker's completion queue and are sent from its own
-// loop (and kept in the store through the ResponseWriter). A request's nonce is ignored or honoured within a
-// per-worker signing budget, as configured. The main thread runs a control loop: signals (SIGUSR1 reopens the access log), /metrics
-// and the systemd watchdog. Each worker records into its own metrics::WorkerMetrics; /metrics merges them when
-// scraped.
+// Each worker thread owns an event_base, an evhttp, a ConnectionGuard and its own SO_REUSEPORT socket on
+// every OCSP listen address, a read transaction it resets and renews per request, its rate-limit buckets
+// and a shared_ptr to the current Snapshot (configuration, issuers, signers, registry). A worker routes
+// (path prefix, /healthz, /readyz), admits (verifier registry, rate limit), decodes, asks the Snapshot's
+// StatusAuthority, answers If-None-Match with 304 before signing, and serves the stored response when one
+// states exactly what the store holds now; otherwise it hands signing to the SigningPool, and the signed bytes
+// come back through the worker's completion queue and are sent from its own loop (and kept in the store
+// through the ResponseWriter). A request's nonce is ignored or honoured within a per-worker signing budget.
+// Each worker records into its own metrics::WorkerMetrics; /metrics merges them when scraped.
+// The main thread runs the control loop: SIGINT/SIGTERM stop, SIGHUP reloads (snapshot.h says what), SIGUSR1
+// reopens the access log, /metrics, and the systemd watchdog. A reload reaches every worker through that
+// worker's own loop: no lock on the request path.
 //
-// Service life (docs/operations.md): SIGHUP reloads (RELOADING=1, ReloadHook, READY=1) without closing a
+// Service life (docs/operations.md): SIGHUP reloads (RELOADING=1, the next Snapshot, READY=1) without closing a
 // connection; SIGTERM/SIGINT stop accepting, let in-flight requests finish for at most
 // responder.drain_timeout_seconds (STOPPING=1), then leave. With a watchdog (WatchdogSec=), each worker's loop
 // stamps a heartbeat from a timer, and the control loop sends WATCHDOG=1 only while every heartbeat is recent:
 // one stuck event loop is enough for systemd to restart the service. With socket activation every worker
 // accepts on its own duplicate of the one passed OCSP socket (the kernel hands each connection to one of them).
-// Thread safety: Start and Run from the main thread; RequestStop from any thread.
+// Thread safety: Start and Run from the main thread; RequestStop and RequestReload from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "common/clock.h"
@@ -33,13 +38,15 @@
 #include "responder/authority.h"
 #include "responder/response_writer.h"
 #include "responder/service_notify.h"
+#include "responder/connections.h"
 #include "responder/signing_pool.h"
+#include "responder/snapshot.h"
 #include "store/store.h"
 
 namespace ocsp::responder {
 
 struct ServerDependencies {
-  const StatusAuthority& authority;
+  std::shared_ptr<const Snapshot> snapshot;  // the one to start with; SIGHUP builds the next from its source
   const store::Store& store;
   metrics::ResponderMetrics& metrics;
   SigningPool& signing_pool;
@@ -53,6 +60,18 @@ struct ServerDependencies {
 struct ServiceContext {
   const ServiceNotifier* notifier = nullptr;  // nullptr: no sd_notify and no watchdog
   ListenSockets sockets;                      // from socket activation; empty: bind the configured addresses
+};
+
+// Refusals and closes the front end counted (relaxed atomics; for logs and the metrics module).
+struct FrontEndCounters {
+  std::atomic<std::uint64_t> forbidden_unregistered{0};  // HTTP 403: address in no verifier's networks
+  std::atomic<std::uint64_t> forbidden_not_yet_open{0};  // HTTP 403: before the verifier's access_from
+  std::atomic<std::uint64_t> rate_limited{0};            // tryLater or HTTP 429
+  std::atomic<std::uint64_t> wrong_environment{0};       // unauthorized: a test verifier asking production
+  std::atomic<std::uint64_t> not_modified{0};            // HTTP 304
+  std::atomic<std::uint64_t> reloads{0};
+  std::atomic<std::uint64_t> failed_reloads{0};
+  ConnectionCounters connections;
 };
 
 class Worker;
@@ -69,25 +88,35 @@ class Server {
   // most the configured drain timeout.
   void Run();
   void RequestStop();
+  void RequestReload();  // as SIGHUP
 
-  [[nodiscard]] std::uint16_t ocsp_port() const { return ocsp_port_; }
+  // The bound address of each configured listen address (port 0 resolved), in configuration order.
+  [[nodiscard]] const std::vector<config::ListenAddress>& ocsp_addresses() const { return ocsp_addresses_; }
+  [[nodiscard]] std::uint16_t ocsp_port() const { return ocsp_addresses_.front().port; }
   [[nodiscard]] std::uint16_t metrics_port() const { return metrics_port_; }
+  [[nodiscard]] const FrontEndCounters& counters() const { return *counters_; }
+  // The newest snapshot handed to the workers (any thread; a short lock, never on the request path): the
+  // presigner signs with it.
+  [[nodiscard]] std::shared_ptr<const Snapshot> CurrentSnapshot() const;
 
  private:
-  explicit Server(ServerDependencies dependencies);
-  // The reload hook, called on the control loop's thread for SIGHUP between RELOADING=1 and READY=1: swap a
-  // new configuration, verifiers and certificates into the workers here. An error keeps the running state.
-  Result<void> ReloadHook();
-  void OnReloadSignal();
+  explicit Server(ServerDependencies dependencies, const config::Config& config);
+  void Reload();
+  void ReloadSwitched();
   void OnWatchdogTick();
 
   ServerDependencies dependencies_;
+  config::Config config_;  // as at start: the restart-only keys
+  std::unique_ptr<FrontEndCounters> counters_;
+  std::unique_ptr<ConnectionLimits> limits_;
   std::vector<std::unique_ptr<Worker>> workers_;
   struct Control;
   std::unique_ptr<Control> control_;
-  std::uint16_t ocsp_port_ = 0;
+  std::vector<config::ListenAddress> ocsp_addresses_;
   std::uint16_t metrics_port_ = 0;
   const ServiceNotifier* notifier_ = nullptr;
+  mutable std::mutex published_mutex_;
+  std::shared_ptr<const Snapshot> published_;  // CurrentSnapshot()
   std::chrono::seconds drain_timeout_{0};
 };
 

@@ -18,6 +18,8 @@ PACKAGES=(
   libsystemd-dev
   gnutls-bin curl ca-certificates
   nginx lintian dpkg-dev fakeroot systemd socat prometheus softhsm2 libengine-pkcs11-openssl
+  # bench/responder.sh: the load generator and the servers it measures ours against (nginx: above)
+  wrk golang-cfssl util-linux
 )
 PACKAGES+=("$@")
 

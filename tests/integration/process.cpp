@@ -99,6 +99,10 @@ std::string Background::WaitForLog(const std::string& needle, std::chrono::secon
   }
 }
 
+void Background::Signal(int signal) {
+  if (pid_ >= 0) ::kill(pid_, signal);
+}
+
 void Background::Kill() {
   if (pid_ < 0) return;
   ::kill(pid_, SIGKILL);

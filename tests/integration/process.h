@@ -33,6 +33,8 @@ class Background {
   int Stop();
   // SIGKILL, wait: no chance to clean up.
   void Kill();
+  // Sends `signal` (e.g. SIGHUP) and returns at once.
+  void Signal(int signal);
   [[nodiscard]] bool Running();
   [[nodiscard]] pid_t pid() const { return pid_; }
 

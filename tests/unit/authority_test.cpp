@@ -50,8 +50,8 @@ struct Fixture {
   }
   int written = 0;
 
-  Decision Decide(const Bytes& request_der, UnixSeconds grace = 0) {
-    StatusAuthority authority(store, issuers, {signer.get()}, clock, grace);
+  Decision Decide(const Bytes& request_der, UnixSeconds grace = 0, const IssuedSerials* issued = nullptr) {
+    StatusAuthority authority(store, issuers, {signer.get()}, clock, grace, 10 * 86400, {issued});
     auto decoded = DecodeRequest(request_der, {});
     REQUIRE(decoded.has_value());
     auto txn = store.BeginRead();
@@ -229,4 +229,26 @@ TEST_CASE("authority: when every responder certificate of the issuer has expired
   REQUIRE(decision.exception.has_value());
   CHECK(*decision.exception == ResponseStatus::kTryLater);
   CHECK(decision.reason.find("no responder certificate") != std::string::npos);
+}
+
+TEST_CASE("authority: with an issued-serials list, a serial never issued is unknown, not good") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  f.ImportCrl(StandardCrl(now));
+  const IssuedSerials issued = *IssuedSerials::Parse("1000-10ff\n");
+  SUBCASE("an issued serial absent from the CRL is good") {
+    Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()), 0, &issued);
+    CHECK(decision.answers[0].status == CertStatus::kGood);
+  }
+  SUBCASE("a serial outside the list is unknown, without nextUpdate, so not cached for long") {
+    Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x2001)}, EVP_sha1()), 0, &issued);
+    CHECK(decision.outcome == Outcome::kUnknown);
+    CHECK(decision.answers[0].status == CertStatus::kUnknown);
+    CHECK_FALSE(decision.next_update.has_value());
+  }
+  SUBCASE("the CRL still wins: a listed revocation is revoked even outside the list") {
+    const IssuedSerials narrow = *IssuedSerials::Parse("1\n");
+    Decision decision = f.Decide(MakeRequest(f.ca.certificate.get(), {Serial(0x1002)}, EVP_sha1()), 0, &narrow);
+    CHECK(decision.answers[0].status == CertStatus::kRevoked);
+  }
 }

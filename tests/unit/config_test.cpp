@@ -312,3 +312,54 @@ TEST_CASE("config: responder certificates that are wrong are refused with the ta
                 "pkcs11_module = \"/m.so\"\npin_file = \"pin\"\n")
             .find("must not carry a PIN") != std::string::npos);
 }
+
+TEST_CASE("config: several listen addresses, a path prefix, limits, the registry and issuer environments") {
+  auto config = ParseConfig(R"(
+[responder]
+listen = ["127.0.0.1:8080", "[::1]:8080"]
+path_prefix = "/ocsp/"
+header_timeout_seconds = 5
+max_connections = 500
+max_connections_per_address = 20
+max_cache_age_seconds = 900
+[access]
+registry = "verifiers.toml"
+over_rate_limit = "429"
+[[issuer]]
+name = "test-ca"
+certificate = "ca.pem"
+responder_certificate = "responder.pem"
+responder_key = "responder.key"
+environment = "test"
+issued_serials = "issued.txt"
+)",
+                            "/etc/ocsp-responder");
+  REQUIRE(config.has_value());
+  REQUIRE(config->listen_addresses.size() == 2);
+  CHECK(config->listen.ToString() == "127.0.0.1:8080");
+  CHECK(config->listen_addresses[1].ToString() == "[::1]:8080");
+  CHECK(config->path_prefix == "/ocsp");
+  CHECK(config->header_timeout_seconds == 5);
+  CHECK(config->max_connections == 500);
+  CHECK(config->max_connections_per_address == 20);
+  CHECK(config->max_cache_age_seconds == 900);
+  CHECK(config->verifier_registry == "/etc/ocsp-responder/verifiers.toml");
+  CHECK(config->over_rate_limit_http_429);
+  CHECK(config->issuers[0].environment == "test");
+  CHECK(config->issuers[0].issued_serials == "/etc/ocsp-responder/issued.txt");
+
+  auto defaults = ParseConfig("", "/");
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->path_prefix == "/");
+  CHECK(defaults->listen_addresses.size() == 1);
+  CHECK(defaults->verifier_registry.empty());
+  CHECK_FALSE(defaults->over_rate_limit_http_429);
+
+  CHECK_FALSE(ParseConfig("[responder]\npath_prefix = \"ocsp\"\n", "/").has_value());
+  CHECK_FALSE(ParseConfig("[responder]\nlisten = []\n", "/").has_value());
+  CHECK_FALSE(ParseConfig("[access]\nover_rate_limit = \"drop\"\n", "/").has_value());
+  CHECK_FALSE(ParseConfig("[[issuer]]\nname = \"a\"\ncertificate = \"c\"\nresponder_certificate = \"r\"\n"
+                          "responder_key = \"k\"\nenvironment = \"staging\"\n",
+                          "/")
+                  .has_value());
+}

@@ -362,7 +362,7 @@ TEST_CASE("parser: the visitor's error stops the walk and is returned as it is")
   CHECK(visited == 2);
 }
 
-TEST_CASE("parser: a delta CRL names its base; an ARL's IDP has the CA scope; a directoryName IDP is printed") {
+TEST_CASE("parser: a delta CRL names its base, an ARL's IDP has the CA scope, a directoryName IDP is printed") {
   const TestCa ca = TestCa::Create();
   CrlOptions options;
   options.number_magnitude = Bytes{0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};

@@ -20,25 +20,24 @@ struct Fixture {
   TestCa ca = TestCa::Create();
   FakeClock clock{SystemClock().Now()};
   store::Store store = *store::Store::Open(dir.path() / "store", {});
-  store::IssuerDirectory issuers;
-  std::unique_ptr<signer::SignerSet> signers;
+  std::shared_ptr<Snapshot> snapshot = std::make_shared<Snapshot>();
   const signer::Signer* signer = nullptr;
-  std::unique_ptr<StatusAuthority> authority;
   ResponseWriter writer{store, 1000};
   int written = 0;
 
   Fixture() {
     ca.Write(dir.path());
-    REQUIRE(issuers.Add(*store::IssuerIdentity::FromCertificate(ca.certificate.get())).has_value());
+    REQUIRE(snapshot->issuers.Add(*store::IssuerIdentity::FromCertificate(ca.certificate.get())).has_value());
     auto loaded = signer::Signer::Load({dir.path() / "responder.pem", dir.path() / "responder.key"},
                                        ca.certificate.get(), clock.Now());
     REQUIRE(loaded.has_value());
     std::vector<signer::Signer> one;
     one.push_back(std::move(*loaded));
-    signers = std::make_unique<signer::SignerSet>(std::move(*signer::SignerSet::FromSigners(std::move(one))));
-    signer = signers->signers()[0].get();
-    authority = std::make_unique<StatusAuthority>(store, issuers, std::vector<const signer::SignerSet*>{signers.get()},
-                                                  clock, 0);
+    snapshot->signers.push_back(
+        std::make_unique<signer::SignerSet>(std::move(*signer::SignerSet::FromSigners(std::move(one)))));
+    signer = snapshot->signers[0]->signers()[0].get();
+    snapshot->authority = std::make_unique<StatusAuthority>(
+        store, snapshot->issuers, std::vector<const signer::SignerSet*>{snapshot->signers[0].get()}, clock, 0);
   }
 
   void Import(const CrlOptions& options) {
@@ -57,12 +56,13 @@ struct Fixture {
     options.threads = 2;
     options.batch = batch;
     options.idle_priority = false;
-    return Presigner(store, issuers, *authority, writer, clock, options);
+    std::shared_ptr<const Snapshot> current = snapshot;
+    return Presigner(store, [current] { return current; }, writer, clock, options);
   }
 
   std::uint32_t IssuerNo() {
     auto txn = store.BeginRead();
-    return (*store.GetIssuerState(txn->get(), issuers.at(0).id))->issuer_no;
+    return (*store.GetIssuerState(txn->get(), snapshot->issuers.at(0).id))->issuer_no;
   }
 
   std::optional<store::StoredResponseInfo> Stored(std::uint64_t serial,
