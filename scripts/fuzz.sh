@@ -3,7 +3,8 @@
 # executions and coverage of each. Exits non-zero if any target crashes, hangs, or finds a disagreement with
 # OpenSSL; the input that did it is saved under build/fuzz/artifacts/<target>/ and named in the output.
 #
-# usage: scripts/fuzz.sh [SECONDS] [TARGET ...]        (targets: crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer)
+# usage: scripts/fuzz.sh [SECONDS] [TARGET ...]        (targets: crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer
+#                                                       http_fuzzer)
 # environment: FUZZ_SEED (default 1), FUZZ_JOBS (build parallelism, default 2), FUZZ_BUILD_DIR (default build/fuzz),
 #              FUZZ_ENGINE=standalone to force the g++ engine even where clang-19 is installed,
 #              FUZZ_RUNS=N to run N executions per target instead of SECONDS (reproducible: CI uses it),
@@ -19,7 +20,7 @@ root=$PWD
 seconds=${1:-30}
 [[ $# -gt 0 ]] && shift
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer)
+[[ ${#targets[@]} -eq 0 ]] && targets=(crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer http_fuzzer)
 if ! [[ $seconds =~ ^[0-9]+$ ]]; then
   echo "fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2
   exit 2
