@@ -215,7 +215,7 @@ class Connection:
 # --- the responder -----------------------------------------------------------------------------------------
 class Responder:
     def __init__(self, bin_dir, work, pki, workers=2, signer_threads=2, http_timeout=30):
-        self.bin_dir, self.work = bin_dir, work
+        self.bin_dir, self.work, self.pki = bin_dir, work, pki
         self.store = os.path.join(work, "store")
         shutil.rmtree(self.store, ignore_errors=True)
         self.config = os.path.join(work, "ocsp-responder.toml")
@@ -244,7 +244,7 @@ responder_key = "{pki.dir}/responder.key"
     def import_crl(self, path):
         started = time.time()
         result = subprocess.run([os.path.join(self.bin_dir, "ocspctl"), "--config", self.config, "import", "--issuer",
-                                 os.path.join(os.path.dirname(self.config), "pki", "ca.pem"), path],
+                                 os.path.join(self.pki.dir, "ca.pem"), path],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"import of {path} failed: {result.stdout}{result.stderr}")

@@ -301,4 +301,8 @@ responder_key = "responder.key"
   CHECK(answers_a.load() > 0);
   CHECK(answers_b.load() > 0);
   CHECK(responder.Running());
+  responder.Stop();
+  const std::string responder_log = ReadText(dir.path() / "responder.log");
+  CHECK_MESSAGE(responder_log.find("Sanitizer") == std::string::npos, responder_log);
+  CHECK_MESSAGE(responder_log.find("runtime error:") == std::string::npos, responder_log);
 }
