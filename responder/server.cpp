@@ -138,6 +138,7 @@ class Worker {
     if (evhttp_accept_socket_with_handle(http_.get(), socket_.get()) == nullptr) {
       return Fail(ErrorCode::kIo, "evhttp cannot accept on the listening socket");
     }
+    socket_.Release();  // evhttp_free closes it now
     auto txn = dependencies_.store.BeginRead();
     if (!txn) return std::unexpected(txn.error());
     txn_.emplace(std::move(*txn));
@@ -408,6 +409,7 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
     if (evhttp_accept_socket_with_handle(control->metrics_http.get(), control->metrics_socket.get()) == nullptr) {
       return Fail(ErrorCode::kIo, "evhttp cannot accept on the metrics socket");
     }
+    control->metrics_socket.Release();  // evhttp_free closes it now
   }
   server->control_ = std::move(control);
 

@@ -144,10 +144,11 @@ TEST_CASE("server: stopping while requests are in flight neither hangs nor crash
   std::atomic<bool> done{false};
   std::atomic<int> answered{0};
   std::vector<std::thread> clients;
+  Bytes request;  // outlives the responder: the clients keep sending after it stops
   {
     InProcessResponder responder({.workers = 2, .signer_threads = 1, .max_pending_signatures = 4});
     const std::uint16_t port = responder.port();
-    const Bytes request = responder.Request(0x1002);
+    request = responder.Request(0x1002);
     for (int t = 0; t < 3; ++t) {
       clients.emplace_back([&, port] {
         while (!done.load()) {
