@@ -18,6 +18,8 @@
 #include "common/log.h"
 #include "responder/libevent.h"
 
+#include <event2/http_struct.h>  // after event2/http.h, whose enums it uses: the request's HTTP version
+
 namespace ocsp::responder {
 
 void Socket::Close() noexcept {
@@ -179,6 +181,17 @@ class Worker {
     const metrics::Method method = command == EVHTTP_REQ_POST  ? metrics::Method::kPost
                                    : command == EVHTTP_REQ_GET ? metrics::Method::kGet
                                                                : metrics::Method::kOther;
+    // libevent accepts any "HTTP/<int>.<int>" with a major version up to 1 (HTTP/0.1, HTTP/-1.5, HTTP/1.2) and
+    // echoes it in the status line, which is then not HTTP/1.x (found by http_fuzzer). RFC 9112 2.3: a
+    // higher minor version is answered as 1.1; another major version gets 505, over HTTP/1.1.
+    if (request->major == 1 && request->minor > 1) request->minor = 1;
+    if (request->major != 1 || request->minor < 0) {
+      request->major = 1;
+      request->minor = 1;
+      evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
+      SendRefusal(request, 505, "HTTP Version Not Supported", method, started);
+      return;
+    }
     const std::string_view path = RequestPath(evhttp_request_get_uri(request));
     if (path == "/healthz" || path.starts_with("/healthz?")) {
       SendText(request, HTTP_OK, "ok\n");

@@ -492,6 +492,22 @@ TEST_CASE("integration: abusive HTTP is refused, the connection closed, and the 
     CHECK(exchange->closed);
     CHECK(exchange->elapsed < std::chrono::seconds(8));
   }
+  SUBCASE("HTTP versions: 1.2 is answered as 1.1; 0.1 and -1.5 get 505 over HTTP/1.1, closed") {
+    auto version_of = [&](const std::string& version) {
+      auto exchange = ExchangeBytes(port, "GET /healthz " + version + "\r\n\r\n", std::chrono::milliseconds(10000));
+      REQUIRE(exchange.has_value());
+      auto parsed = ParseHttpResponses(exchange->received);
+      REQUIRE(parsed.has_value());
+      REQUIRE(parsed->responses.size() == 1);
+      const HttpResponse& response = parsed->responses[0];
+      CHECK(response.major == 1);
+      CHECK(response.minor == 1);
+      return response.status;
+    };
+    CHECK(version_of("HTTP/1.2") == 200);
+    CHECK(version_of("HTTP/0.1") == 505);
+    CHECK(version_of("HTTP/-1.5") == 505);
+  }
   SUBCASE("pipelined requests are answered in order on one connection") {
     std::string pipelined;
     for (std::uint64_t serial : {0x1001, 0x1002, 0x1006, 0x1003}) {

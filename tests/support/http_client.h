@@ -18,7 +18,7 @@
 namespace ocsp::testing {
 
 struct HttpResponse {
-  int major = 1;
+  int major = 1;  // as the status line says (see ParseHttpResponses)
   int minor = 1;
   int status = 0;
   std::string reason;
@@ -38,7 +38,8 @@ struct ParsedResponses {
 // Splits a byte stream from a server into responses. A response without Content-Length takes the rest of the
 // stream as its body (HTTP/1.0 without keep-alive). With `bodiless_allowed` (the requests included HEAD), a
 // response whose announced body is absent because another response starts right away is accepted. Refuses
-// anything that is not a well-formed status line and header block, with the offset of the fault.
+// anything that is not a well-formed status line and header block, with the offset of the fault. The version
+// is read, not judged: HTTP/<int>.<int>.
 Result<ParsedResponses> ParseHttpResponses(std::string_view stream, bool bodiless_allowed = false);
 
 struct Exchange {
@@ -80,7 +81,9 @@ class HttpConnection {
   std::string buffer_;  // bytes read past the last response
 };
 
-// Open file descriptors of this process (/proc/self/fd), to check that connections are not leaked.
-std::size_t OpenFileDescriptors();
+// Open sockets of this process (/proc/self/fd entries that are sockets), to check that connections are not
+// leaked. Sockets only: other descriptors come and go for reasons of their own (a sanitizer's symbolizer
+// keeps two pipes open once it has started).
+std::size_t OpenSockets();
 
 }  // namespace ocsp::testing

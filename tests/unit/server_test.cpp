@@ -89,7 +89,7 @@ TEST_CASE("signing pool: jobs submitted from many threads each run exactly once"
 TEST_CASE("server: concurrent clients get verified answers from two workers and two signing threads") {
   InProcessResponder responder;
   const X509* signer = responder.ca().responder_certificate.get();
-  const std::size_t fds_before = OpenFileDescriptors();
+  const std::size_t sockets_before = OpenSockets();
   std::atomic<int> verified{0};
   std::atomic<int> failures{0};
   std::mutex messages_mutex;
@@ -136,8 +136,8 @@ TEST_CASE("server: concurrent clients get verified answers from two workers and 
   CHECK(failures.load() == 0);
   CHECK(verified.load() == 160);
   // Every connection the clients closed is closed on the server's side too (give the loops a moment).
-  for (int i = 0; i < 100 && OpenFileDescriptors() > fds_before; ++i) std::this_thread::sleep_for(10ms);
-  CHECK(OpenFileDescriptors() <= fds_before);
+  for (int i = 0; i < 100 && OpenSockets() > sockets_before; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(OpenSockets() <= sockets_before);
 }
 
 TEST_CASE("server: stopping while requests are in flight neither hangs nor crashes") {
