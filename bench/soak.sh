@@ -28,5 +28,5 @@ if [[ -z $BIN_DIR ]]; then
   (cd "$ROOT" && cmake --preset release >/dev/null && nice cmake --build --preset release -j2 --target ocsp-responder ocspctl) >&2
   BIN_DIR=$ROOT/build/release/bin
 fi
-command -v python3 >/dev/null || { echo "soak.sh: python3 is needed (apt-get install python3)" >&2; exit 2; }
+"$ROOT/scripts/setup.sh" python3 >&2  # Debian's python3; its standard library only
 exec python3 "$ROOT/bench/ocsp_load.py" soak --seconds "$SECONDS_ARG" --bin-dir "$BIN_DIR" --work "$WORK" "${args[@]}"
