@@ -8,6 +8,7 @@
 # environment: FUZZ_SEED (default 1), FUZZ_JOBS (build parallelism, default 2), FUZZ_BUILD_DIR (default build/fuzz),
 #              FUZZ_ENGINE=standalone to force the g++ engine even where clang-19 is installed,
 #              FUZZ_RUNS=N to run N executions per target instead of SECONDS (reproducible: CI uses it),
+#              FUZZ_RUNS_<target>=N to give one target its own number of executions,
 #              CRL_FUZZ_TOLERATE (known CRL-parser disagreements to count instead of failing on; docs/fuzzing.md)
 #
 # Engine: libFuzzer when clang++ can compile the project (it needs libstdc++'s <expected>, i.e. clang >= 19);
@@ -73,6 +74,9 @@ for target in "${targets[@]}"; do
   # run is the same on every machine, which is what CI needs (a time budget explores more on a faster box).
   budget=(-max_total_time="$seconds")
   [[ -n "${FUZZ_RUNS:-}" ]] && budget=(-runs="$FUZZ_RUNS")
+  # FUZZ_RUNS_<target> overrides FUZZ_RUNS for one target (http_fuzzer's executions each cost a TCP exchange).
+  target_runs_var="FUZZ_RUNS_$target"
+  [[ -n "${!target_runs_var:-}" ]] && budget=(-runs="${!target_runs_var}")
   args=("${budget[@]}" -seed="$seed" -timeout=25 -max_len=4096 -print_final_stats=1
         -artifact_prefix="$artifacts/")
   [[ -f "$root/fuzz/dict/$target.dict" ]] && args+=(-dict="$root/fuzz/dict/$target.dict")

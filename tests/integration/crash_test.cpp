@@ -6,6 +6,7 @@
 #include <openssl/ocsp.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <random>
 #include <regex>
@@ -117,11 +118,11 @@ namespace {
 
 // Two CRL contents the imports alternate between. A revokes [kFirstA, kFirstA + kEntries), B the same count
 // from kFirstB: they share the middle, and each has serials the other does not.
-constexpr std::uint64_t kEntries = 20'000;
+constexpr std::uint64_t kEntries = 10'000;
 constexpr std::uint64_t kFirstA = 10'000;
-constexpr std::uint64_t kFirstB = 20'000;
+constexpr std::uint64_t kFirstB = 15'000;
 constexpr std::uint64_t kAlwaysGood = 5'000;
-constexpr std::uint64_t kAlwaysRevoked = 25'000;
+constexpr std::uint64_t kAlwaysRevoked = 17'000;
 constexpr std::uint64_t kOnlyA = kFirstA;                  // revoked in A, good in B
 constexpr std::uint64_t kOnlyB = kFirstB + kEntries - 1;   // good in A, revoked in B
 
@@ -251,9 +252,11 @@ responder_key = "responder.key"
 
   std::mt19937 random(20261121);
   char current = 'A';
-  std::string current_number = "1";
+  long current_number = 1;
+  std::map<long, char> attempted{{1, 'A'}};  // every CRL number tried, and its content
   int saw_old = 0;
   int saw_new = 0;
+  int surfaced_late = 0;
   int mixed = 0;
   int stale_answers = 0;
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -266,19 +269,26 @@ responder_key = "responder.key"
     Background importer(import(store, file), dir.path() / "import.log");
     std::this_thread::sleep_for(delay);
     importer.Kill();
-    std::string held_number;
-    const char held = StoreContent(store, ca.certificate.get(), held_number);
+    attempted[number] = target;
+    std::string held_text;
+    const char held = StoreContent(store, ca.certificate.get(), held_text);
+    const long held_number = std::stol(held_text);
     INFO("attempt " << attempt << " killed after " << delay.count() << " us, importing " << target << " as CRL "
                     << number);
+    // A kill after LMDB wrote the new meta page but before it published the transaction id leaves the import
+    // committed yet invisible: readers keep the old CRL until the next writer, recovering the dead one's
+    // mutex, publishes it (mdb_mutex_failed). So an earlier attempt's CRL may surface one attempt late; it is
+    // still one whole CRL, never older than what was seen before.
     if (held == current && held_number == current_number) {
       ++saw_old;
-    } else if (held == target && held_number == std::to_string(number)) {
-      ++saw_new;
-      current = target;
+    } else if (held_number > current_number && attempted.contains(held_number) && attempted[held_number] == held) {
+      ++(held_number == number ? saw_new : surfaced_late);
+      current = held;
       current_number = held_number;
     } else {
       ++mixed;
-      FAIL_CHECK("the store holds " << held << " as CRL " << held_number << ": neither the old nor the new CRL");
+      FAIL_CHECK("the store holds " << held << " as CRL " << held_number << ": not a whole CRL newer than or equal to "
+                                    << current << " as CRL " << current_number);
     }
     // Once the store says X, the responder's next answer says X too (it reads the committed state).
     const std::string answer = Classify(PostOcsp(port, request), responder_certificate);
@@ -290,7 +300,8 @@ responder_key = "responder.key"
   stop.store(true);
   client.join();
   for (const auto& message : error_messages) MESSAGE("client error: " << message);
-  MESSAGE("kills that left the old CRL: " << saw_old << ", the new one: " << saw_new << "; client answers: A "
+  MESSAGE("kills that left the old CRL: " << saw_old << ", the new one: " << saw_new << ", an earlier attempt's CRL "
+                                          << "that surfaced late: " << surfaced_late << "; client answers: A "
                                           << answers_a.load() << ", B " << answers_b.load() << ", tryLater "
                                           << try_later.load() << ", errors " << errors.load());
   CHECK(mixed == 0);
