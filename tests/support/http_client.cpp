@@ -35,9 +35,19 @@ Result<int> ConnectLoopback(std::uint16_t port) {
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    const int error = errno;
-    ::close(fd);
-    return Fail(ErrorCode::kIo, std::string("connect: ") + std::strerror(error));
+    int error = errno;
+    // A signal (libFuzzer's timer) interrupted it: the connection goes on; wait for it and read its outcome.
+    if (error == EINTR) {
+      pollfd poll_fd{fd, POLLOUT, 0};
+      while (::poll(&poll_fd, 1, 10000) < 0 && errno == EINTR) {
+      }
+      socklen_t length = sizeof error;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    }
+    if (error != 0) {
+      ::close(fd);
+      return Fail(ErrorCode::kIo, std::string("connect: ") + std::strerror(error));
+    }
   }
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
