@@ -2,8 +2,14 @@
 // (openssl ocsp, GnuTLS ocsptool, curl) check every answer.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "tests/integration/process.h"
 #include "tests/support/http_client.h"
@@ -79,10 +85,12 @@ responder_key = "responder.key"
   Appliance(const Appliance&) = delete;
   Appliance& operator=(const Appliance&) = delete;
 
-  void Start() {
-    responder_ = std::make_unique<Background>(
-        std::vector<std::string>{OCSP_RESPONDER_BINARY, "--config", config_path().string()},
-        dir_.path() / "responder.log");
+  // `wrapper`: a command to run the responder under (e.g. prlimit).
+  void Start(std::vector<std::string> wrapper = {}) {
+    for (const std::string& arg : {std::string(OCSP_RESPONDER_BINARY), std::string("--config"), config_path().string()}) {
+      wrapper.push_back(arg);
+    }
+    responder_ = std::make_unique<Background>(wrapper, dir_.path() / "responder.log");
     const std::string log = responder_->WaitForLog("event=metrics_listening");
     std::smatch match;
     REQUIRE(std::regex_search(log, match, std::regex("event=listening address=127\\.0\\.0\\.1:(\\d+)")));
@@ -532,5 +540,31 @@ TEST_CASE("integration: abusive HTTP is refused, the connection closed, and the 
   }
   CHECK(AnsweredStatus(appliance, 0x1002) == V_OCSP_CERTSTATUS_REVOKED);
   CHECK(AnsweredStatus(appliance, 0x1001) == V_OCSP_CERTSTATUS_GOOD);
+  CHECK(appliance.responder().Running());
+}
+
+TEST_CASE("integration: out of descriptors, the responder pauses accepting instead of spinning, and recovers") {
+  Appliance appliance(/*start=*/false);
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  // util-linux's prlimit: 128 descriptors, then 300 connections that send nothing.
+  appliance.Start({"prlimit", "--nofile=128:128"});
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(appliance.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) idle.push_back(fd);
+    else ::close(fd);
+  }
+  CHECK(idle.size() > 128);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Before the fix libevent retried accept() in a loop and logged every failure: megabytes a second.
+  const auto log_size = std::filesystem::file_size(appliance.path("responder.log"));
+  CHECK(log_size < 16 * 1024);
+  CHECK(Contains(ReadText(appliance.path("responder.log")), "event=accept_paused"));
+  for (int fd : idle) ::close(fd);
+  CHECK(AnsweredStatus(appliance, 0x1002) == V_OCSP_CERTSTATUS_REVOKED);
   CHECK(appliance.responder().Running());
 }
