@@ -100,6 +100,10 @@ done
 
 budget_text="${seconds}s"
 [[ -n "${FUZZ_RUNS:-}" ]] && budget_text="$FUZZ_RUNS runs"
+for target in "${targets[@]}"; do
+  target_runs_var="FUZZ_RUNS_$target"
+  [[ -n "${!target_runs_var:-}" ]] && budget_text+=" ($target: ${!target_runs_var} runs)"
+done
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "fuzz.sh: FAILED: ${failed[*]}" >&2
   echo "fuzz: $(( ${#targets[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
