@@ -588,7 +588,8 @@ def abuse(args):
         seconds = args.seconds * (6 if name == "unknown-serials" else 1)
         if name in ("idle", "fd-exhaustion", "slowloris"):
             seconds = max(seconds, args.http_timeout + 5)
-        deadline = time.time() + seconds
+        attack_started = time.time()
+        deadline = attack_started + seconds
         peak_fds = 0
         while time.time() < deadline and (name != "unknown-serials" or attacker.is_alive()):
             peak_fds = max(peak_fds, responder.fds() if responder.alive() else 0)
@@ -601,7 +602,7 @@ def abuse(args):
         alive = responder.alive()
         summary = client.summary()
         summary["cpu"] = responder.cpu_seconds() - cpu_before if alive else 0.0
-        summary["seconds"] = seconds
+        summary["seconds"] = round(time.time() - attack_started)
         # Recovery: once the attack has stopped, a fresh connection is answered at once.
         try:
             status, body = Connection(responder.port, timeout=5).round_trip(post_bytes(pki.request(0x1002), False))
