@@ -28,7 +28,9 @@ using EvhttpPtr = std::unique_ptr<evhttp, EvhttpDeleter>;
 using EventPtr = std::unique_ptr<event, EventDeleter>;
 using EvbufferPtr = std::unique_ptr<evbuffer, EvbufferDeleter>;
 
-// A listening socket we own (evhttp_accept_socket_with_handle does not close it).
+// A listening socket we own until evhttp takes it: evhttp_accept_socket_with_handle makes its listener with
+// LEV_OPT_CLOSE_ON_FREE, so evhttp_free closes the socket, and the owner must Release() it once evhttp has
+// accepted it (closing it again could close a descriptor another thread has been given the number of).
 class Socket {
  public:
   Socket() = default;
@@ -45,6 +47,8 @@ class Socket {
   Socket& operator=(const Socket&) = delete;
   ~Socket() { Close(); }
   [[nodiscard]] int get() const { return fd_; }
+  // Gives up ownership without closing.
+  int Release() noexcept { return std::exchange(fd_, -1); }
 
  private:
   void Close() noexcept;

@@ -24,6 +24,10 @@
 #include "responder/libevent.h"
 #include "responder/presigner.h"
 
+#include <event2/listener.h>
+
+#include <event2/http_struct.h>  // after event2/http.h, whose enums it uses: the request's HTTP version
+
 namespace ocsp::responder {
 
 void Socket::Close() noexcept {
@@ -146,6 +150,9 @@ struct PendingResponse {
   Result<Bytes> signed_response = Bytes{};
 };
 
+class Worker;
+thread_local Worker* current_worker = nullptr;  // the worker whose loop runs on this thread
+
 class Worker {
  public:
   Worker(ServerDependencies dependencies, const config::Config& config, ConnectionLimits& limits,
@@ -201,10 +208,16 @@ class Worker {
     evhttp_set_default_content_type(http_.get(), nullptr);
     evhttp_set_gencb(http_.get(), &Worker::OnRequest, this);
     if (auto attached = guard_->Attach(http_.get()); !attached) return attached;
-    for (const Socket& socket : sockets_) {
+    // Out of descriptors, accept() fails at once and the socket stays readable: libevent would retry in a
+    // tight loop, logging each failure (850 MB of log in 30 s under bench/abuse.sh). Pause accepting instead.
+    resume_accept_.reset(evtimer_new(base_.get(), &Worker::OnResumeAccept, this));
+    if (!resume_accept_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+    for (Socket& socket : sockets_) {
       evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), socket.get());
       if (bound == nullptr) return Fail(ErrorCode::kIo, "evhttp cannot accept on the listening socket");
+      socket.Release();  // evhttp_free (or evhttp_del_accept_socket) closes it now
       bound_.push_back(bound);
+      evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), &Worker::OnAcceptError);
     }
     auto txn = dependencies_.store.BeginRead();
     if (!txn) return std::unexpected(txn.error());
@@ -215,7 +228,10 @@ class Worker {
   }
 
   void Start() {
-    thread_ = std::thread([this] { event_base_dispatch(base_.get()); });
+    thread_ = std::thread([this] {
+      current_worker = this;  // for OnAcceptError, whose argument is libevent's, not ours
+      event_base_dispatch(base_.get());
+    });
   }
 
   // From any thread: finish what is in flight for `grace`, then leave the loop.
@@ -277,6 +293,7 @@ class Worker {
     if (!bound_.empty()) {
       // No new connections from here; open ones still finish their requests. Closing our sockets (duplicates
       // under socket activation) leaves the next instance's queue to systemd.
+      event_del(resume_accept_.get());
       for (evhttp_bound_socket* bound : bound_) evhttp_del_accept_socket(http_.get(), bound);
       bound_.clear();
       sockets_.clear();
@@ -300,6 +317,34 @@ class Worker {
     generation_.store(snapshot_->generation, std::memory_order_release);
   }
 
+  // On this worker's loop thread: accept() failed. Out of descriptors (or kernel memory), stop accepting for
+  // a moment, so that connections wait in the backlog while idle ones time out; log at most every 10 s.
+  static void OnAcceptError(evconnlistener* listener, void*) {
+    const int error = EVUTIL_SOCKET_ERROR();
+    Worker* self = current_worker;
+    if (self == nullptr || (error != EMFILE && error != ENFILE && error != ENOBUFS && error != ENOMEM)) {
+      Log(LogLevel::kWarning, "accept_failed", {{"error", std::strerror(error)}});
+      return;
+    }
+    evconnlistener_disable(listener);
+    const timeval pause{0, 100'000};
+    evtimer_add(self->resume_accept_.get(), &pause);
+    const auto now = Steady::now();
+    ++self->accept_pauses_;
+    if (now - self->last_pause_log_ >= std::chrono::seconds(10)) {
+      Log(LogLevel::kWarning, "accept_paused",
+          {{"error", std::strerror(error)}, {"pauses", std::to_string(self->accept_pauses_)}, {"for_ms", "100"}});
+      self->last_pause_log_ = now;
+      self->accept_pauses_ = 0;
+    }
+  }
+  static void OnResumeAccept(evutil_socket_t, short, void* self) {
+    // Every listener of this worker: which one failed does not matter, the descriptors are the worker's.
+    for (evhttp_bound_socket* bound : static_cast<Worker*>(self)->bound_) {
+      evconnlistener_enable(evhttp_bound_socket_get_listener(bound));
+    }
+  }
+
   void Handle(evhttp_request* request) {
     const auto started = Steady::now();
     guard_->RequestArrived(request);
@@ -309,6 +354,17 @@ class Worker {
                                                                                              : metrics::Method::kOther;
     // While draining, each answer closes its keep-alive connection, so clients reconnect to the next instance.
     if (draining_) evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
+    // libevent accepts any "HTTP/<int>.<int>" with a major version up to 1 (HTTP/0.1, HTTP/-1.5, HTTP/1.2) and
+    // echoes it in the status line, which is then not HTTP/1.x (found by http_fuzzer). RFC 9112 2.3: a
+    // higher minor version is answered as 1.1; another major version gets 505, over HTTP/1.1.
+    if (request->major == 1 && request->minor > 1) request->minor = 1;
+    if (request->major != 1 || request->minor < 0) {
+      request->major = 1;
+      request->minor = 1;
+      evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
+      SendRefusal(request, 505, "HTTP Version Not Supported", method, started);
+      return;
+    }
     const std::string_view path = RequestPath(evhttp_request_get_uri(request));
     if (IsPath(path, "/healthz")) {
       SendJson(request, HTTP_OK, "OK", kAliveJson);
@@ -667,6 +723,9 @@ class Worker {
   std::optional<Steady::time_point> quiet_since_;  // loop thread only
   std::size_t in_flight_ = 0;  // handed to the signing pool, reply not sent yet; loop thread only
   std::atomic<Steady::rep> heartbeat_ticks_{0};
+  EventPtr resume_accept_;
+  Steady::time_point last_pause_log_{};
+  std::uint64_t accept_pauses_ = 0;
   EvbufferPtr output_;
   EventPtr flush_;
   metrics::WorkerMetrics& metrics_;
@@ -843,6 +902,7 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
     if (evhttp_accept_socket_with_handle(control->metrics_http.get(), control->metrics_socket.get()) == nullptr) {
       return Fail(ErrorCode::kIo, "evhttp cannot accept on the metrics socket");
     }
+    control->metrics_socket.Release();  // evhttp_free closes it now
   }
   server->control_ = std::move(control);
   server->dependencies_.snapshot.reset();  // the workers and the control loop hold it now

@@ -3,10 +3,12 @@
 # executions and coverage of each. Exits non-zero if any target crashes, hangs, or finds a disagreement with
 # OpenSSL; the input that did it is saved under build/fuzz/artifacts/<target>/ and named in the output.
 #
-# usage: scripts/fuzz.sh [SECONDS] [TARGET ...]        (targets: crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer)
+# usage: scripts/fuzz.sh [SECONDS] [TARGET ...]        (targets: crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer
+#                                                       http_fuzzer)
 # environment: FUZZ_SEED (default 1), FUZZ_JOBS (build parallelism, default 2), FUZZ_BUILD_DIR (default build/fuzz),
 #              FUZZ_ENGINE=standalone to force the g++ engine even where clang-19 is installed,
 #              FUZZ_RUNS=N to run N executions per target instead of SECONDS (reproducible: CI uses it),
+#              FUZZ_RUNS_<target>=N to give one target its own number of executions,
 #              CRL_FUZZ_TOLERATE (known CRL-parser disagreements to count instead of failing on; docs/fuzzing.md)
 #
 # Engine: libFuzzer when clang++ can compile the project (it needs libstdc++'s <expected>, i.e. clang >= 19);
@@ -19,7 +21,7 @@ root=$PWD
 seconds=${1:-30}
 [[ $# -gt 0 ]] && shift
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer)
+[[ ${#targets[@]} -eq 0 ]] && targets=(crl_parser_fuzzer ocsp_request_fuzzer config_fuzzer http_fuzzer)
 if ! [[ $seconds =~ ^[0-9]+$ ]]; then
   echo "fuzz.sh: SECONDS must be a whole number, not '$seconds'" >&2
   exit 2
@@ -72,6 +74,9 @@ for target in "${targets[@]}"; do
   # run is the same on every machine, which is what CI needs (a time budget explores more on a faster box).
   budget=(-max_total_time="$seconds")
   [[ -n "${FUZZ_RUNS:-}" ]] && budget=(-runs="$FUZZ_RUNS")
+  # FUZZ_RUNS_<target> overrides FUZZ_RUNS for one target (http_fuzzer's executions each cost a TCP exchange).
+  target_runs_var="FUZZ_RUNS_$target"
+  [[ -n "${!target_runs_var:-}" ]] && budget=(-runs="${!target_runs_var}")
   args=("${budget[@]}" -seed="$seed" -timeout=25 -max_len=4096 -print_final_stats=1
         -artifact_prefix="$artifacts/")
   [[ -f "$root/fuzz/dict/$target.dict" ]] && args+=(-dict="$root/fuzz/dict/$target.dict")
@@ -95,6 +100,10 @@ done
 
 budget_text="${seconds}s"
 [[ -n "${FUZZ_RUNS:-}" ]] && budget_text="$FUZZ_RUNS runs"
+for target in "${targets[@]}"; do
+  target_runs_var="FUZZ_RUNS_$target"
+  [[ -n "${!target_runs_var:-}" ]] && budget_text+=" ($target: ${!target_runs_var} runs)"
+done
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "fuzz.sh: FAILED: ${failed[*]}" >&2
   echo "fuzz: $(( ${#targets[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"

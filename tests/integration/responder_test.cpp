@@ -2,11 +2,18 @@
 // (openssl ocsp, GnuTLS ocsptool, curl) check every answer.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <regex>
 #include <thread>
 
 #include "tests/integration/process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/ocsp_check.h"
 #include "tests/support/test_pki.h"
 
 using namespace ocsp;
@@ -50,6 +57,7 @@ listen = "127.0.0.1:0"
 workers = 2
 signer_threads = 2
 max_request_bytes = 4096
+http_timeout_seconds = 3
 [store]
 path = "store"
 map_size_mib = 64
@@ -68,14 +76,29 @@ responder_key = "responder.key"
     if (start) Start();
   }
 
-  void Start() {
-    responder_ = std::make_unique<Background>(
-        std::vector<std::string>{OCSP_RESPONDER_BINARY, "--config", config_path().string()},
-        dir_.path() / "responder.log");
+  // A sanitizer report in the responder (a child process) would otherwise go unseen: the sanitizer builds
+  // (dev-asan, dev-tsan) fail the test that ran it.
+  ~Appliance() {
+    if (!responder_) return;
+    responder_->Stop();
+    const std::string log = ReadText(dir_.path() / "responder.log");
+    CHECK_MESSAGE(log.find("Sanitizer") == std::string::npos, log);
+    CHECK_MESSAGE(log.find("runtime error:") == std::string::npos, log);
+  }
+  Appliance(const Appliance&) = delete;
+  Appliance& operator=(const Appliance&) = delete;
+
+  // `wrapper`: a command to run the responder under (e.g. prlimit).
+  void Start(std::vector<std::string> wrapper = {}) {
+    for (const std::string& arg : {std::string(OCSP_RESPONDER_BINARY), std::string("--config"), config_path().string()}) {
+      wrapper.push_back(arg);
+    }
+    responder_ = std::make_unique<Background>(wrapper, dir_.path() / "responder.log");
     const std::string log = responder_->WaitForLog("event=metrics_listening");
     std::smatch match;
     REQUIRE(std::regex_search(log, match, std::regex("event=listening address=127\\.0\\.0\\.1:(\\d+)")));
     url_ = "http://127.0.0.1:" + match[1].str() + "/";
+    port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
     REQUIRE(std::regex_search(log, match, std::regex("event=metrics_listening address=127\\.0\\.0\\.1:(\\d+)")));
     metrics_url_ = "http://127.0.0.1:" + match[1].str() + "/metrics";
   }
@@ -153,6 +176,8 @@ responder_key = "responder.key"
   [[nodiscard]] std::filesystem::path path(const std::string& name) const { return dir_.path() / name; }
   [[nodiscard]] std::filesystem::path config_path() const { return dir_.path() / "ocsp-responder.toml"; }
   [[nodiscard]] const std::string& url() const { return url_; }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] const TestCa& ca() const { return ca_; }
   [[nodiscard]] const std::string& metrics_url() const { return metrics_url_; }
   Background& responder() { return *responder_; }
 
@@ -168,6 +193,7 @@ responder_key = "responder.key"
   TestCa stranger_ = TestCa::Create("/C=JP/O=JPKI-TEST/OU=Stranger CA");
   std::unique_ptr<Background> responder_;
   std::string url_;
+  std::uint16_t port_ = 0;
   std::string metrics_url_;
 };
 
@@ -505,4 +531,152 @@ TEST_CASE("integration: ocspctl presign signs every revoked serial before the re
   const CommandResult usage = Run({OCSP_CTL_BINARY, "--store", appliance.path("store").string(), "presign"});
   CHECK(usage.exit_code == 2);
   CHECK(Contains(usage.output, "needs --config"));
+}
+
+namespace {
+
+// The status of one serial in a verified answer from the appliance, or -1.
+int AnsweredStatus(const Appliance& appliance, std::uint64_t serial) {
+  const Bytes request = MakeRequest(appliance.ca().certificate.get(), {Serial(serial)}, EVP_sha1());
+  auto response = PostOcsp(appliance.port(), request);
+  if (!response || response->status != 200) return -1;
+  auto checked = CheckOcspResponse(AsBytes(response->body), appliance.ca().responder_certificate.get());
+  if (!checked || checked->answers.size() != 1 || checked->answers[0].serial != Serial(serial)) return -1;
+  return checked->answers[0].status;
+}
+
+}  // namespace
+
+TEST_CASE("integration: abusive HTTP is refused, the connection closed, and the responder keeps answering") {
+  Appliance appliance;
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  const std::uint16_t port = appliance.port();
+  // What each abuse gets back on its own connection: the statuses, and whether the server closed it.
+  auto send = [&](const std::string& bytes, bool half_close = false) {
+    auto exchange = ExchangeBytes(port, bytes, std::chrono::milliseconds(10000), half_close);
+    REQUIRE(exchange.has_value());
+    CHECK_FALSE(exchange->timed_out);
+    CHECK(exchange->closed);
+    auto parsed = ParseHttpResponses(exchange->received);
+    INFO(exchange->received.substr(0, 300));
+    REQUIRE(parsed.has_value());
+    std::vector<int> statuses;
+    for (const auto& response : parsed->responses) statuses.push_back(response.status);
+    return statuses;
+  };
+  const std::string request_line = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  SUBCASE("a header block larger than the limit: 4xx, closed") {
+    const auto statuses = send(request_line + "X-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n");
+    REQUIRE(statuses.size() == 1);
+    CHECK((statuses[0] == 400 || statuses[0] == 413 || statuses[0] == 431));
+  }
+  SUBCASE("ten thousand small headers: 4xx, closed") {
+    std::string many = request_line;
+    for (int i = 0; i < 10000; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+    const auto statuses = send(many + "\r\n");
+    REQUIRE(statuses.size() == 1);
+    CHECK((statuses[0] == 400 || statuses[0] == 413 || statuses[0] == 431));
+  }
+  SUBCASE("a request line of 1 MiB: 4xx or 414, closed") {
+    const auto statuses = send("GET /" + std::string(1 << 20, 'A') + " HTTP/1.1\r\n\r\n");
+    REQUIRE(statuses.size() <= 1);  // the server may reset before its answer is read
+    if (!statuses.empty()) CHECK((statuses[0] == 400 || statuses[0] == 413 || statuses[0] == 414 || statuses[0] == 431));
+  }
+  SUBCASE("garbage bytes (a TLS ClientHello): 400, closed") {
+    const auto statuses = send(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + "\r\n\r\n");
+    REQUIRE(statuses.size() == 1);
+    CHECK(statuses[0] == 400);
+  }
+  SUBCASE("a Content-Length larger than the limit: 413 before the body is sent, closed") {
+    const auto statuses = send("POST / HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: 1000000000\r\n\r\n");
+    REQUIRE(statuses.size() == 1);
+    CHECK(statuses[0] == 413);
+  }
+  SUBCASE("a chunked body that grows past the limit: 413, closed") {
+    std::string chunked = "POST / HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 64; ++i) chunked += "400\r\n" + std::string(0x400, 'x') + "\r\n";
+    const auto statuses = send(chunked + "0\r\n\r\n");
+    REQUIRE(statuses.size() <= 1);
+    if (!statuses.empty()) CHECK(statuses[0] == 413);
+  }
+  SUBCASE("an idle connection is closed after http_timeout_seconds (3 s), with nothing sent") {
+    auto exchange = ExchangeBytes(port, "", std::chrono::milliseconds(10000), /*half_close=*/false);
+    REQUIRE(exchange.has_value());
+    CHECK(exchange->closed);
+    CHECK(exchange->received.empty());
+    CHECK(exchange->elapsed < std::chrono::seconds(8));
+  }
+  SUBCASE("half a request, then silence: closed after the timeout") {
+    auto exchange = ExchangeBytes(port, "POST / HTTP/1.1\r\nContent-Le", std::chrono::milliseconds(10000), false);
+    REQUIRE(exchange.has_value());
+    CHECK(exchange->closed);
+    CHECK(exchange->elapsed < std::chrono::seconds(8));
+  }
+  SUBCASE("HTTP versions: 1.2 is answered as 1.1; 0.1 and -1.5 get 505 over HTTP/1.1, closed") {
+    auto version_of = [&](const std::string& version) {
+      auto exchange = ExchangeBytes(port, "GET /healthz " + version + "\r\n\r\n", std::chrono::milliseconds(10000));
+      REQUIRE(exchange.has_value());
+      auto parsed = ParseHttpResponses(exchange->received);
+      REQUIRE(parsed.has_value());
+      REQUIRE(parsed->responses.size() == 1);
+      const HttpResponse& response = parsed->responses[0];
+      CHECK(response.major == 1);
+      CHECK(response.minor == 1);
+      return response.status;
+    };
+    CHECK(version_of("HTTP/1.2") == 200);
+    CHECK(version_of("HTTP/0.1") == 505);
+    CHECK(version_of("HTTP/-1.5") == 505);
+  }
+  SUBCASE("pipelined requests are answered in order on one connection") {
+    std::string pipelined;
+    for (std::uint64_t serial : {0x1001, 0x1002, 0x1006, 0x1003}) {
+      pipelined += OcspPostRequest(MakeRequest(appliance.ca().certificate.get(), {Serial(serial)}, EVP_sha1()));
+    }
+    auto exchange = ExchangeBytes(port, pipelined + "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+                                  std::chrono::milliseconds(10000), false);
+    REQUIRE(exchange.has_value());
+    auto parsed = ParseHttpResponses(exchange->received);
+    REQUIRE(parsed.has_value());
+    REQUIRE(parsed->responses.size() == 5);
+    const std::vector<int> expected{V_OCSP_CERTSTATUS_GOOD, V_OCSP_CERTSTATUS_REVOKED, V_OCSP_CERTSTATUS_GOOD,
+                                    V_OCSP_CERTSTATUS_REVOKED};
+    for (std::size_t i = 0; i < 4; ++i) {
+      auto checked = CheckOcspResponse(AsBytes(parsed->responses[i].body),
+                                       appliance.ca().responder_certificate.get());
+      REQUIRE(checked.has_value());
+      REQUIRE(checked->answers.size() == 1);
+      CHECK(checked->answers[0].status == expected[i]);
+    }
+    CHECK(parsed->responses[4].body.find("\"status\":\"alive\"") != std::string::npos);
+  }
+  CHECK(AnsweredStatus(appliance, 0x1002) == V_OCSP_CERTSTATUS_REVOKED);
+  CHECK(AnsweredStatus(appliance, 0x1001) == V_OCSP_CERTSTATUS_GOOD);
+  CHECK(appliance.responder().Running());
+}
+
+TEST_CASE("integration: out of descriptors, the responder pauses accepting instead of spinning, and recovers") {
+  Appliance appliance(/*start=*/false);
+  REQUIRE(appliance.Import("crl.der").exit_code == 0);
+  // util-linux's prlimit: 128 descriptors, then 300 connections that send nothing.
+  appliance.Start({"prlimit", "--nofile=128:128"});
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(appliance.port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) idle.push_back(fd);
+    else ::close(fd);
+  }
+  CHECK(idle.size() > 128);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Before the fix libevent retried accept() in a loop and logged every failure: megabytes a second.
+  const auto log_size = std::filesystem::file_size(appliance.path("responder.log"));
+  CHECK(log_size < 16 * 1024);
+  CHECK(Contains(ReadText(appliance.path("responder.log")), "event=accept_paused"));
+  for (int fd : idle) ::close(fd);
+  CHECK(AnsweredStatus(appliance, 0x1002) == V_OCSP_CERTSTATUS_REVOKED);
+  CHECK(appliance.responder().Running());
 }

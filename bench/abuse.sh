@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Abuse run: a real ocsp-responder under one attack at a time (idle connections, more connections than its
+# open-file limit, slowloris, a connection flood, garbage bytes, oversize headers and bodies, pipelined
+# floods, distinct unknown serials) while a legitimate keep-alive client measures its latency and success.
+# Prints one table (bench/README.md, "Abuse"). The work is done by bench/ocsp_load.py (Python standard
+# library; the openssl CLI for the PKI and CRLs).
+#
+# usage: bench/abuse.sh [--seconds S] [--attacks a,b] [--unknown-serials N] [--fd-limit N] [--http-timeout S]
+#                       [--workers N] [--signer-threads N] [--bin-dir DIR] [--work DIR]
+# Default: each attack 10 s (idle ones: the idle timeout + 5 s; unknown serials: 60 s or 1,000,000 serials),
+# the release build (built here unless --bin-dir), work in bench/out/abuse.
+# Exit status: 0 the responder survived every attack and answered afterwards, 1 it did not, 2 set-up failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN_DIR=""
+WORK=$ROOT/bench/out/abuse
+args=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --bin-dir) BIN_DIR=$2; shift 2 ;;
+    --work) WORK=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+if [[ -z $BIN_DIR ]]; then
+  (cd "$ROOT" && cmake --preset release >/dev/null && nice cmake --build --preset release -j2 --target ocsp-responder ocspctl) >&2
+  BIN_DIR=$ROOT/build/release/bin
+fi
+"$ROOT/scripts/setup.sh" python3 >&2  # Debian's python3; its standard library only
+exec python3 "$ROOT/bench/ocsp_load.py" abuse --bin-dir "$BIN_DIR" --work "$WORK" "${args[@]}"

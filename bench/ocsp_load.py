@@ -1,0 +1,816 @@
+#!/usr/bin/env python3
+"""Load, abuse and soak runs against a real ocsp-responder (bench/abuse.sh, bench/soak.sh call this).
+
+Python's standard library only (Debian's python3): raw sockets, so every byte on the wire is ours; DER built
+and read by hand; the openssl CLI makes the PKI and the CRLs (scripts/make-demo-pki.sh, `openssl ca
+-gencrl`) and verifies a sample of the responses' signatures.
+
+  ocsp_load.py abuse --bin-dir DIR --work DIR [--seconds S] [--attacks a,b,...] [--unknown-serials N]
+  ocsp_load.py soak  --bin-dir DIR --work DIR [--seconds S] [--import-every S]
+
+Exit status: 0 the run completed and its checks held, 1 a check failed, 2 bad usage or set-up failure.
+"""
+import argparse
+import hashlib
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOOD, REVOKED, UNKNOWN = "good", "revoked", "unknown"
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- DER ---------------------------------------------------------------------------------------------------
+def der_len(n):
+    if n < 0x80:
+        return bytes([n])
+    out = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(out)]) + out
+
+
+def tlv(tag, content):
+    return bytes([tag]) + der_len(len(content)) + content
+
+
+def der_int(value):
+    body = value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big")
+    while len(body) > 1 and body[0] == 0 and body[1] < 0x80:
+        body = body[1:]
+    return tlv(0x02, body)
+
+
+def read_tlv(data, at):
+    """(tag, content_start, content_end) of the element at `at`."""
+    tag = data[at]
+    first = data[at + 1]
+    at += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        length = int.from_bytes(data[at:at + count], "big")
+        at += count
+    return tag, at, at + length
+
+
+def children(data, start, end):
+    out = []
+    while start < end:
+        tag, cs, ce = read_tlv(data, start)
+        out.append((tag, cs, ce))
+        start = ce
+    return out
+
+
+class Pki:
+    """The demo PKI (scripts/make-demo-pki.sh) plus CRLs made with `openssl ca -gencrl` from our own index."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        if not os.path.exists(os.path.join(directory, "ca.pem")):
+            subprocess.run(["bash", os.path.join(ROOT, "scripts/make-demo-pki.sh"), directory], check=True,
+                           stdout=subprocess.DEVNULL)
+        # The CertID hashes, from a request the openssl CLI builds: SHA-1 of the issuer name and key.
+        req = os.path.join(directory, "template.req")
+        subprocess.run(["openssl", "ocsp", "-issuer", os.path.join(directory, "ca.pem"), "-serial", "0x1001",
+                        "-no_nonce", "-reqout", req], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        data = open(req, "rb").read()
+        hashes = [m.start() for m in re.finditer(re.escape(b"\x04\x14"), data)]
+        self.name_hash = data[hashes[0] + 2:hashes[0] + 22]
+        self.key_hash = data[hashes[1] + 2:hashes[1] + 22]
+        self.crl_number = 100
+
+    def request(self, serial):
+        """A DER OCSPRequest for one serial, SHA-1 CertID, no nonce."""
+        sha1 = tlv(0x30, tlv(0x06, bytes.fromhex("2b0e03021a")) + b"\x05\x00")
+        cert_id = tlv(0x30, sha1 + tlv(0x04, self.name_hash) + tlv(0x04, self.key_hash) + der_int(serial))
+        return tlv(0x30, tlv(0x30, tlv(0x30, tlv(0x30, cert_id))))
+
+    def make_crl(self, revoked, out, reason_of=lambda serial: "keyCompromise"):
+        """A CRL revoking `revoked` (serial -> revocation unix time), with the next CRL number."""
+        self.crl_number += 1
+        db = os.path.join(self.dir, "ca-db")
+        with open(os.path.join(db, "index.txt"), "w") as index:
+            for serial in sorted(revoked):
+                when = time.strftime("%y%m%d%H%M%SZ", time.gmtime(revoked[serial]))
+                hexa = f"{serial:X}"
+                hexa = "0" * (len(hexa) % 2) + hexa
+                index.write(f"R\t351231000000Z\t{when},{reason_of(serial)}\t{hexa}\tunknown\t/CN=x{serial}\n")
+        with open(os.path.join(db, "crlnumber"), "w") as number:
+            number.write(f"{self.crl_number:04X}\n")
+        open(os.path.join(db, "index.txt.attr"), "w").write("unique_subject = no\n")
+        pem = out + ".pem"
+        subprocess.run(["openssl", "ca", "-batch", "-gencrl", "-config", os.path.join(db, "openssl.cnf"), "-name",
+                        "crl1", "-crldays", "7", "-out", pem], cwd=self.dir, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        subprocess.run(["openssl", "crl", "-in", pem, "-outform", "DER", "-out", out], check=True)
+        return out
+
+
+def parse_response(body):
+    """(response_status, [(serial, status)]) from a DER OCSPResponse; signature not checked here."""
+    _, s, e = read_tlv(body, 0)
+    parts = children(body, s, e)
+    status = body[parts[0][1]]
+    if status != 0:
+        return status, []
+    _, bs, be = read_tlv(body, parts[1][1])             # [0] EXPLICIT ResponseBytes
+    rb = children(body, bs, be)                          # SEQUENCE { responseType, response }
+    _, os_, oe = rb[1][1], rb[1][1], rb[1][2]
+    basic = body[os_:oe]
+    _, s, e = read_tlv(basic, 0)
+    _, ts, te = read_tlv(basic, s)                       # tbsResponseData
+    fields = children(basic, ts, te)
+    if fields[0][0] == 0xA0:                             # version
+        fields = fields[1:]
+    responses = children(basic, fields[2][1], fields[2][2])
+    answers = []
+    for _, rs, re_ in responses:
+        single = children(basic, rs, re_)
+        cert_id = children(basic, single[0][1], single[0][2])
+        serial = int.from_bytes(basic[cert_id[3][1]:cert_id[3][2]], "big")
+        tag = single[1][0]
+        answers.append((serial, GOOD if tag == 0x80 else REVOKED if tag == 0xA1 else UNKNOWN))
+    return 0, answers
+
+
+# --- HTTP --------------------------------------------------------------------------------------------------
+def post_bytes(der, keep_alive=True):
+    head = "POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/ocsp-request\r\n"
+    if not keep_alive:
+        head += "Connection: close\r\n"
+    return (head + f"Content-Length: {len(der)}\r\n\r\n").encode() + der
+
+
+class Connection:
+    """A keep-alive client; reconnects when the server closes."""
+
+    def __init__(self, port, timeout=10.0):
+        self.port, self.timeout, self.sock, self.buffer = port, timeout, None, b""
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.sock, self.buffer = None, b""
+
+    def round_trip(self, request):
+        """(http_status, body); raises OSError on a connection failure."""
+        for attempt in (0, 1):
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                self.sock.sendall(request)
+                return self._read()
+            except (ConnectionError, EOFError):
+                self.close()
+                if attempt == 1:
+                    raise
+        raise OSError("unreachable")
+
+    def _read(self):
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        length = 0
+        close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+            if name.strip().lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        while len(rest) < length:
+            self.buffer = head + b"\r\n\r\n" + rest
+            self._fill()
+            head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        body, self.buffer = rest[:length], rest[length:]
+        if close:
+            self.close()
+        return status, body
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("closed by the server")
+        self.buffer += chunk
+
+
+# --- the responder -----------------------------------------------------------------------------------------
+class Responder:
+    def __init__(self, bin_dir, work, pki, workers=2, signer_threads=2, http_timeout=30):
+        self.bin_dir, self.work, self.pki = bin_dir, work, pki
+        self.store = os.path.join(work, "store")
+        shutil.rmtree(self.store, ignore_errors=True)
+        self.config = os.path.join(work, "ocsp-responder.toml")
+        with open(self.config, "w") as config:
+            config.write(f"""[responder]
+listen = "127.0.0.1:0"
+http_timeout_seconds = {http_timeout}
+workers = {workers}
+signer_threads = {signer_threads}
+[store]
+path = "{self.store}"
+map_size_mib = 1024
+[metrics]
+listen = ""
+[import]
+max_shrink_fraction = 1.0
+[[issuer]]
+name = "bench-ca"
+certificate = "{pki.dir}/ca.pem"
+responder_certificate = "{pki.dir}/responder.pem"
+responder_key = "{pki.dir}/responder.key"
+""")
+        self.process = None
+        self.port = None
+
+    def import_crl(self, path):
+        started = time.time()
+        result = subprocess.run([os.path.join(self.bin_dir, "ocspctl"), "--config", self.config, "import", "--issuer",
+                                 os.path.join(self.pki.dir, "ca.pem"), path],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"import of {path} failed: {result.stdout}{result.stderr}")
+        return started, time.time()
+
+    def start(self, fd_limit=None):
+        self.log_path = os.path.join(self.work, "responder.log")
+        self.log_file = open(self.log_path, "w")
+        self.process = subprocess.Popen([os.path.join(self.bin_dir, "ocsp-responder"), "--config", self.config],
+                                        stdout=self.log_file, stderr=subprocess.STDOUT,
+                                        preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                               (fd_limit, fd_limit)))
+                                        if fd_limit else None)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            match = re.search(r"event=listening address=127\.0\.0\.1:(\d+)", open(self.log_path).read())
+            if match:
+                self.port = int(match.group(1))
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("the responder did not start:\n" + open(self.log_path).read())
+
+    def rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+# --- the legitimate client ---------------------------------------------------------------------------------
+class LegitClient(threading.Thread):
+    """One keep-alive client asking for a good and a revoked serial in turn, at most `rate` requests/s."""
+
+    def __init__(self, port, pki, expected, rate=100):
+        super().__init__(daemon=True)
+        self.port, self.pki, self.expected, self.rate = port, pki, expected, rate
+        self.stop_flag = threading.Event()
+        self.latencies, self.ok, self.failed, self.try_later, self.wrong = [], 0, 0, 0, 0
+        self.errors = []
+
+    def run(self):
+        connection = Connection(self.port, timeout=5.0)
+        serials = list(self.expected)
+        i = 0
+        while not self.stop_flag.is_set():
+            serial = serials[i % len(serials)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                status, body = connection.round_trip(post_bytes(self.pki.request(serial)))
+                elapsed = time.perf_counter() - started
+                self.latencies.append(elapsed)
+                response_status, answers = parse_response(body) if status == 200 else (-1, [])
+                if response_status == 3:
+                    self.try_later += 1
+                elif response_status != 0:
+                    self.failed += 1
+                    self.errors.append(f"HTTP {status} OCSP {response_status}")
+                elif answers != [(serial, self.expected[serial])]:
+                    self.wrong += 1
+                    self.errors.append(f"wrong answer {answers} for {serial:#x}")
+                else:
+                    self.ok += 1
+            except (OSError, EOFError, ValueError, IndexError) as error:
+                self.latencies.append(time.perf_counter() - started)
+                self.failed += 1
+                self.errors.append(f"{type(error).__name__}: {error}")
+                connection.close()
+            pause = 1.0 / self.rate - (time.perf_counter() - started)
+            if pause > 0:
+                time.sleep(pause)
+        connection.close()
+
+    def summary(self):
+        total = self.ok + self.failed + self.try_later + self.wrong
+        lat = sorted(self.latencies) or [0.0]
+        return {"requests": total, "success": 100.0 * self.ok / total if total else 0.0,
+                "p50": 1000 * lat[len(lat) // 2], "p99": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                "try_later": self.try_later, "failed": self.failed, "wrong": self.wrong}
+
+
+# --- attacks -----------------------------------------------------------------------------------------------
+def attack_idle(port, stop, stats, count=2000):
+    """Connections that connect and never send a byte."""
+    socks = []
+    for _ in range(count):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        except OSError:
+            stats["refused"] = stats.get("refused", 0) + 1
+    stats["open"] = len(socks)
+    stop.wait()
+    closed_by_server = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                closed_by_server += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed_by_server += 1
+        s.close()
+    stats["closed by server"] = closed_by_server
+
+
+def attack_slowloris(port, stop, stats, count=500):
+    """Connections that send a request one header line at a time, one byte a second, forever."""
+    socks = []
+    for _ in range(count):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            socks.append(s)
+        except OSError:
+            stats["refused"] = stats.get("refused", 0) + 1
+    stats["open"] = len(socks)
+    dropped = 0
+    while not stop.wait(1.0):
+        alive = []
+        for s in socks:
+            try:
+                s.sendall(b"X")
+                alive.append(s)
+            except OSError:
+                dropped += 1
+                s.close()
+        socks = alive
+    stats["closed by server"] = dropped
+    for s in socks:
+        s.close()
+
+
+def attack_flood(port, stop, stats, threads=4):
+    """Connect and close as fast as possible."""
+    counts = [0] * threads
+
+    def run(i):
+        while not stop.is_set():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                counts[i] += 1
+            except OSError:
+                pass
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stats["connections"] = sum(counts)
+
+
+def one_shot_attack(port, stop, stats, make_payload, threads=2):
+    counts = [0] * threads
+    replies = {}
+    lock = threading.Lock()
+
+    def run(i):
+        rng = random.Random(i)
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                try:
+                    s.sendall(make_payload(rng))
+                    s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                data = b""
+                try:
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    pass
+                s.close()
+                counts[i] += 1
+                code = data[9:12].decode("latin-1") if data.startswith(b"HTTP/1.") else ("reset" if not data else "?")
+                with lock:
+                    replies[code] = replies.get(code, 0) + 1
+            except OSError:
+                pass
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stats["sent"] = sum(counts)
+    stats["replies"] = ", ".join(f"{k}: {v}" for k, v in sorted(replies.items()))
+
+
+def attack_garbage(port, stop, stats):
+    one_shot_attack(port, stop, stats, lambda rng: bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 4096))))
+
+
+def attack_oversize(port, stop, stats):
+    def payload(rng):
+        if rng.random() < 0.5:
+            return b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n"
+        return (b"POST / HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: 1000000000\r\n\r\n"
+                + b"x" * 1048576)
+    one_shot_attack(port, stop, stats, payload)
+
+
+def attack_pipelined(port, stop, stats, pki, threads=2, depth=100):
+    """Connections that send `depth` requests at once, then read all the answers."""
+    counts = [0] * threads
+
+    def run(i):
+        rng = random.Random(i)
+        while not stop.is_set():
+            burst = b"".join(post_bytes(pki.request(rng.randint(0x1001, 0x1006))) for _ in range(depth))
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s.sendall(burst + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+                counts[i] += data.count(b"HTTP/1.1 200")
+            except OSError:
+                pass
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stats["answered"] = sum(counts)
+
+
+def attack_unknown_serials(port, stop, stats, pki, limit, threads=4):
+    """Distinct serials never seen before (absent from the CRL: answered good, each signed afresh)."""
+    next_serial = [10_000_000]
+    lock = threading.Lock()
+    done = [0]
+    statuses = {}
+
+    def run():
+        connection = Connection(port)
+        while not stop.is_set():
+            with lock:
+                if next_serial[0] - 10_000_000 >= limit:
+                    return
+                serial = next_serial[0]
+                next_serial[0] += 1
+            try:
+                status, body = connection.round_trip(post_bytes(pki.request(serial)))
+                response_status, answers = parse_response(body)
+                key = answers[0][1] if response_status == 0 else f"status {response_status}"
+            except (OSError, EOFError, ValueError, IndexError):
+                key = "error"
+                connection.close()
+            with lock:
+                done[0] += 1
+                statuses[key] = statuses.get(key, 0) + 1
+    workers = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stats["distinct serials"] = done[0]
+    stats["answers"] = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
+
+
+ATTACKS = ["baseline", "idle", "fd-exhaustion", "slowloris", "flood", "garbage", "oversize", "pipelined", "unknown-serials"]
+
+
+def abuse(args):
+    raise_fd_limit()
+    pki = Pki(os.path.join(args.work, "pki"))
+    now = int(time.time())
+    revoked = {0x1002: now - 7200, 0x1003: now - 7200}
+    crl = pki.make_crl(revoked, os.path.join(args.work, "abuse.der"))
+    responder = Responder(args.bin_dir, args.work, pki, args.workers, args.signer_threads, args.http_timeout)
+    responder.import_crl(crl)
+    responder.start(args.fd_limit)
+    log(f"responder pid {responder.process.pid} on port {responder.port}, "
+        f"{args.workers} workers, {args.signer_threads} signer threads; fd limit "
+        f"{open(f'/proc/{responder.process.pid}/limits').read().split('Max open files')[1].split()[0]}")
+    expected = {0x1001: GOOD, 0x1002: REVOKED}
+    rows = []
+    ok = True
+    attacks = args.attacks.split(",") if args.attacks else ATTACKS
+    for name in attacks:
+        if name not in ATTACKS:
+            log(f"unknown attack {name}")
+            return 2
+        time.sleep(1)
+        rss_before = responder.rss_kib()
+        cpu_before = responder.cpu_seconds()
+        stop = threading.Event()
+        stats = {}
+        target = {
+            "baseline": lambda: stop.wait(),
+            "idle": lambda: attack_idle(responder.port, stop, stats),
+            "fd-exhaustion": lambda: attack_idle(responder.port, stop, stats, args.fd_limit + 200),
+            "slowloris": lambda: attack_slowloris(responder.port, stop, stats),
+            "flood": lambda: attack_flood(responder.port, stop, stats),
+            "garbage": lambda: attack_garbage(responder.port, stop, stats),
+            "oversize": lambda: attack_oversize(responder.port, stop, stats),
+            "pipelined": lambda: attack_pipelined(responder.port, stop, stats, pki),
+            "unknown-serials": lambda: attack_unknown_serials(responder.port, stop, stats, pki, args.unknown_serials),
+        }[name]
+        attacker = threading.Thread(target=target, daemon=True)
+        attacker.start()
+        time.sleep(1 if name in ("idle", "fd-exhaustion", "slowloris") else 0.2)  # let the connections open first
+        client = LegitClient(responder.port, pki, expected)
+        client.start()
+        # Idle connections: long enough for the server's idle timeout to close them.
+        seconds = args.seconds * (6 if name == "unknown-serials" else 1)
+        if name in ("idle", "fd-exhaustion", "slowloris"):
+            seconds = max(seconds, args.http_timeout + 5)
+        attack_started = time.time()
+        deadline = attack_started + seconds
+        peak_fds = 0
+        while time.time() < deadline and (name != "unknown-serials" or attacker.is_alive()):
+            peak_fds = max(peak_fds, responder.fds() if responder.alive() else 0)
+            time.sleep(0.2)
+        client.stop_flag.set()
+        client.join()
+        stop.set()
+        attacker.join(30)
+        time.sleep(0.5)
+        alive = responder.alive()
+        summary = client.summary()
+        summary["cpu"] = responder.cpu_seconds() - cpu_before if alive else 0.0
+        summary["seconds"] = round(time.time() - attack_started)
+        # Recovery: once the attack has stopped, a fresh connection is answered at once.
+        try:
+            status, body = Connection(responder.port, timeout=5).round_trip(post_bytes(pki.request(0x1002), False))
+            stats["then"] = "answered" if parse_response(body)[1] == [(0x1002, REVOKED)] else "WRONG ANSWER"
+        except (OSError, EOFError, ValueError, IndexError) as error:
+            stats["then"] = f"NOT ANSWERED ({error})"
+            ok = False
+        rows.append((name, summary, rss_before, responder.rss_kib() if alive else 0, peak_fds, stats, alive))
+        log(f"{name}: {summary} {stats} alive={alive}")
+        for error in client.errors[:3]:
+            log(f"  legit client error: {error}")
+        if not alive:
+            ok = False
+            break
+    responder.stop()
+    print()
+    print(f"| attack | s | legit requests | legit success | p50 ms | p99 ms | responder CPU s | "
+          f"responder RSS before → after (MiB) | peak fds | attack |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---|")
+    for name, s, before, after, fds, stats, alive in rows:
+        attack = "; ".join(f"{k} {v}" for k, v in stats.items()) or "-"
+        if not alive:
+            attack += "; RESPONDER DIED"
+        print(f"| {name} | {s['seconds']} | {s['requests']} | {s['success']:.1f}% | {s['p50']:.2f} | {s['p99']:.2f} | {s['cpu']:.1f} | "
+              f"{before / 1024:.1f} → {after / 1024:.1f} | {fds} | {attack} |")
+    return 0 if ok else 1
+
+
+# --- soak --------------------------------------------------------------------------------------------------
+def soak(args):
+    raise_fd_limit()
+    pki = Pki(os.path.join(args.work, "pki"))
+    now = int(time.time())
+    rng = random.Random(1)
+    # A base of revoked serials, and probes that flip between the two alternating CRLs.
+    base = {s: now - 86400 for s in rng.sample(range(0x100000, 0x200000), args.entries)}
+    flip = rng.sample([s for s in range(0x300000, 0x310000)], 200)
+    stable_good = rng.sample([s for s in range(0x400000, 0x410000)], 50)
+    stable_revoked = list(base)[:50]
+    set_a = {**base, **{s: now - 3600 for s in flip[:100]}}
+    set_b = {**base, **{s: now - 3600 for s in flip[100:]}}
+    imports = max(1, args.seconds // args.import_every)
+    log(f"making {imports + 1} CRLs of {len(set_a)} entries")
+    crls = [pki.make_crl(set_a if k % 2 == 0 else set_b, os.path.join(args.work, f"soak-{k}.der"))
+            for k in range(imports + 1)]
+    responder = Responder(args.bin_dir, args.work, pki, args.workers, args.signer_threads)
+    responder.import_crl(crls[0])
+    responder.start()
+    probes = flip + stable_good + stable_revoked
+
+    timeline = [(0.0, 0.0, "A")]  # (import started, import finished, set after)
+    timeline_lock = threading.Lock()
+    records = []  # (sent, received, serial, status or error)
+    records_lock = threading.Lock()
+    stop = threading.Event()
+    sampled = []
+
+    def truth(name, serial):
+        revoked = (set_a if name == "A" else set_b)
+        return REVOKED if serial in revoked else GOOD
+
+    def load(index):
+        connection = Connection(responder.port)
+        local = random.Random(index)
+        out = []
+        while not stop.is_set():
+            serial = local.choice(probes)
+            sent = time.time()
+            try:
+                status, body = connection.round_trip(post_bytes(pki.request(serial)))
+                received = time.time()
+                if status != 200:
+                    out.append((sent, received, serial, f"HTTP {status}"))
+                    continue
+                response_status, answers = parse_response(body)
+                if response_status == 3:
+                    out.append((sent, received, serial, "tryLater"))
+                elif response_status != 0 or len(answers) != 1 or answers[0][0] != serial:
+                    out.append((sent, received, serial, f"OCSP status {response_status} {answers}"))
+                else:
+                    out.append((sent, received, serial, answers[0][1]))
+                    if local.random() < 0.0005 and len(sampled) < 200:
+                        sampled.append((serial, body))
+            except (OSError, EOFError, ValueError, IndexError) as error:
+                out.append((sent, time.time(), serial, f"error {type(error).__name__}: {error}"))
+                connection.close()
+            if args.rate:
+                time.sleep(max(0.0, 1.0 / args.rate - (time.time() - sent)))
+        with records_lock:
+            records.extend(out)
+
+    def importer():
+        for k in range(1, imports + 1):
+            if stop.wait(args.import_every):
+                return
+            started, finished = responder.import_crl(crls[k])
+            with timeline_lock:
+                timeline.append((started, finished, "A" if k % 2 == 0 else "B"))
+            log(f"import {k}/{imports} ({'A' if k % 2 == 0 else 'B'}) took {finished - started:.2f} s, "
+                f"RSS {responder.rss_kib() / 1024:.1f} MiB")
+
+    rss = []
+    started = time.time()
+    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(args.clients)]
+    threads.append(threading.Thread(target=importer, daemon=True))
+    for t in threads:
+        t.start()
+    while time.time() - started < args.seconds and responder.alive():
+        rss.append((time.time() - started, responder.rss_kib()))
+        time.sleep(5)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    alive = responder.alive()
+    rss.append((time.time() - started, responder.rss_kib() if alive else 0))
+    responder.stop()
+
+    # Every answer must match a CRL that was current at some moment between sending and receiving.
+    def allowed(sent, received):
+        names = set()
+        current = "A"
+        for begin, end, name in timeline[1:]:
+            if end < sent:
+                current = name
+            elif begin <= received:
+                names.add(name)  # an import overlapped the request: the old or the new may answer
+        names.add(current)
+        return names
+
+    counts = {"good": 0, "revoked": 0, "tryLater": 0, "errors": 0, "contradictions": 0}
+    examples = []
+    for sent, received, serial, outcome in records:
+        if outcome in (GOOD, REVOKED):
+            counts[outcome] += 1
+            if outcome not in {truth(name, serial) for name in allowed(sent, received)}:
+                counts["contradictions"] += 1
+                examples.append(f"{serial:#x} answered {outcome} at {sent - started:.3f}s")
+        elif outcome == "tryLater":
+            counts["tryLater"] += 1
+        else:
+            counts["errors"] += 1
+            examples.append(outcome)
+    # A sample of the responses' signatures, verified by the openssl CLI against the responder certificate.
+    verified = 0
+    for serial, body in sampled[:50]:
+        path = os.path.join(args.work, "sample.der")
+        open(path, "wb").write(body)
+        result = subprocess.run(["openssl", "ocsp", "-respin", path, "-VAfile", os.path.join(pki.dir, "responder.pem"),
+                                 "-issuer", os.path.join(pki.dir, "ca.pem"), "-serial", hex(serial)],
+                                capture_output=True, text=True)
+        if "Response verify OK" in result.stderr + result.stdout:
+            verified += 1
+        else:
+            counts["errors"] += 1
+            examples.append(f"signature of a sampled response for {serial:#x} does not verify")
+    warm = next((kib for t, kib in rss if t >= min(60, args.seconds / 10)), rss[0][1])
+    final = rss[-1][1]
+    growth = 100.0 * (final - warm) / warm if warm else 0.0
+    total = len(records)
+    elapsed = time.time() - started
+    lat = sorted(r - s for s, r, _, o in records if o in (GOOD, REVOKED)) or [0.0]
+    print()
+    print("| soak | figure |")
+    print("|---|---|")
+    print(f"| duration | {elapsed:.0f} s, {args.clients} clients, {len(timeline) - 1} imports of {len(set_a)}-entry CRLs "
+          f"(every {args.import_every} s) |")
+    print(f"| requests | {total} ({total / max(1, elapsed):.0f}/s); good {counts['good']}, revoked "
+          f"{counts['revoked']}, tryLater {counts['tryLater']} |")
+    print(f"| latency p50 / p99 | {1000 * lat[len(lat) // 2]:.2f} / {1000 * lat[int(len(lat) * 0.99)]:.2f} ms |")
+    print(f"| errors (beyond tryLater) | {counts['errors']} |")
+    print(f"| answers contradicting the store | {counts['contradictions']} |")
+    print(f"| signatures verified (sample) | {verified} of {min(50, len(sampled))} |")
+    print(f"| RSS after warm-up → end | {warm / 1024:.1f} → {final / 1024:.1f} MiB ({growth:+.2f}%) |")
+    print(f"| RSS samples (every 5 s) | min {min(k for _, k in rss) / 1024:.1f}, max {max(k for _, k in rss) / 1024:.1f} MiB |")
+    for example in examples[:10]:
+        log(f"  {example}")
+    ok = alive and counts["errors"] == 0 and counts["contradictions"] == 0 and growth < 5.0
+    print(f"\nsoak: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["abuse", "soak"])
+    parser.add_argument("--bin-dir", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--seconds", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--signer-threads", type=int, default=2)
+    parser.add_argument("--attacks", default="")
+    parser.add_argument("--http-timeout", type=int, default=10, help="the responder's http_timeout_seconds")
+    parser.add_argument("--fd-limit", type=int, default=1024, help="abuse: the responder's open-file limit")
+    parser.add_argument("--unknown-serials", type=int, default=1_000_000)
+    parser.add_argument("--import-every", type=int, default=60)
+    parser.add_argument("--entries", type=int, default=20000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=0, help="soak: requests/s per client (0: as fast as answered)")
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    args.work = os.path.abspath(args.work)
+    if args.seconds is None:
+        args.seconds = 10 if args.mode == "abuse" else 600
+    try:
+        return abuse(args) if args.mode == "abuse" else soak(args)
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        log(f"set-up failed: {error}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+// The signing pool and the HTTP front end under concurrency, in one process, so that ThreadSanitizer (the
+// dev-tsan preset) sees the clients, the event-loop workers and the signing threads together.
+#include <doctest/doctest.h>
+#include <openssl/ocsp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "responder/signing_pool.h"
+#include "tests/support/http_client.h"
+#include "tests/support/inprocess_responder.h"
+#include "tests/support/ocsp_check.h"
+
+using namespace ocsp;
+using namespace ocsp::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A gate the jobs wait at until the test opens it.
+class Gate {
+ public:
+  void Open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    changed_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return open_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = false;
+};
+
+// The status a verified answer gives for a serial of InProcessResponder's CRL.
+int ExpectedStatus(std::uint64_t serial) {
+  return serial == 0x1002 || serial == 0x1003 ? V_OCSP_CERTSTATUS_REVOKED : V_OCSP_CERTSTATUS_GOOD;
+}
+
+}  // namespace
+
+TEST_CASE("signing pool: past max_pending jobs TrySubmit refuses at once, and Stop runs what was queued") {
+  responder::SigningPool pool(1, 3);
+  Gate gate;
+  std::atomic<int> ran{0};
+  auto job = [&] {
+    gate.Wait();
+    ran.fetch_add(1);
+  };
+  CHECK(pool.TrySubmit(job));
+  CHECK(pool.TrySubmit(job));
+  CHECK(pool.TrySubmit(job));
+  CHECK_FALSE(pool.TrySubmit(job));  // one running and two queued: full
+  gate.Open();
+  pool.Stop();
+  CHECK(ran.load() == 3);
+  CHECK_FALSE(pool.TrySubmit(job));  // stopped
+}
+
+TEST_CASE("signing pool: jobs submitted from many threads each run exactly once") {
+  std::atomic<int> ran{0};
+  std::atomic<int> accepted{0};
+  {
+    responder::SigningPool pool(3, 64);
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < 6; ++t) {
+      submitters.emplace_back([&] {
+        for (int i = 0; i < 2000; ++i) {
+          if (pool.TrySubmit([&] { ran.fetch_add(1, std::memory_order_relaxed); })) accepted.fetch_add(1);
+        }
+      });
+    }
+    for (auto& thread : submitters) thread.join();
+    pool.Stop();
+  }
+  CHECK(accepted.load() > 0);
+  CHECK(ran.load() == accepted.load());
+}
+
+TEST_CASE("server: concurrent clients get verified answers from two workers and two signing threads") {
+  InProcessResponder responder;
+  const X509* signer = responder.ca().responder_certificate.get();
+  const std::size_t sockets_before = OpenSockets();
+  std::atomic<int> verified{0};
+  std::atomic<int> failures{0};
+  std::mutex messages_mutex;
+  std::vector<std::string> messages;
+  auto fail = [&](const std::string& what) {
+    failures.fetch_add(1);
+    std::lock_guard lock(messages_mutex);
+    if (messages.size() < 5) messages.push_back(what);
+  };
+  auto check = [&](std::uint64_t serial, const Result<HttpResponse>& response) {
+    if (!response) return fail("request: " + response.error().Describe());
+    if (response->status != 200) return fail("HTTP " + std::to_string(response->status));
+    auto checked = CheckOcspResponse(AsBytes(response->body), signer);
+    if (!checked) return fail(checked.error().Describe());
+    if (checked->response_status != OCSP_RESPONSE_STATUS_SUCCESSFUL || checked->answers.size() != 1 ||
+        checked->answers[0].serial != Serial(serial) || checked->answers[0].status != ExpectedStatus(serial)) {
+      return fail("wrong answer for serial " + std::to_string(serial));
+    }
+    verified.fetch_add(1);
+  };
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      // Half the clients reuse one keep-alive connection, half open one per request.
+      std::optional<HttpConnection> connection;
+      if (t % 2 == 0) {
+        auto connected = HttpConnection::Connect(responder.port());
+        if (!connected) return fail(connected.error().Describe());
+        connection.emplace(std::move(*connected));
+      }
+      for (int i = 0; i < 40; ++i) {
+        const std::uint64_t serial = 0x1000 + static_cast<std::uint64_t>((t + i) % 5);
+        const Bytes request = responder.Request(serial);
+        if (connection) {
+          check(serial, connection->RoundTrip(OcspPostRequest(request), 10s));
+        } else {
+          check(serial, PostOcsp(responder.port(), request));
+        }
+      }
+    });
+  }
+  for (auto& thread : clients) thread.join();
+  for (const auto& message : messages) MESSAGE(message);
+  CHECK(failures.load() == 0);
+  CHECK(verified.load() == 160);
+  // Every connection the clients closed is closed on the server's side too (give the loops a moment).
+  for (int i = 0; i < 100 && OpenSockets() > sockets_before; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(OpenSockets() <= sockets_before);
+}
+
+TEST_CASE("server: stopping while requests are in flight neither hangs nor crashes") {
+  std::atomic<bool> done{false};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  Bytes request;  // outlives the responder: the clients keep sending after it stops
+  {
+    InProcessResponder responder({.workers = 2, .signer_threads = 1, .max_pending_signatures = 4});
+    const std::uint16_t port = responder.port();
+    request = responder.Request(0x1002);
+    for (int t = 0; t < 3; ++t) {
+      clients.emplace_back([&, port] {
+        while (!done.load()) {
+          auto response = PostOcsp(port, request, 2000ms);
+          if (response && response->status == 200) answered.fetch_add(1);
+        }
+      });
+    }
+    while (answered.load() < 20) std::this_thread::sleep_for(5ms);
+  }  // the responder stops here, with clients still sending
+  done.store(true);
+  for (auto& thread : clients) thread.join();
+  CHECK(answered.load() >= 20);
+}
