@@ -293,7 +293,7 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     const std::string where = "presign.";
     RejectUnknownKeys(*presign,
                       {"enabled", "threads", "hash_algorithms", "resign_lead_seconds", "max_good_responses",
-                       "scan_interval_seconds", "batch"},
+                       "scan_interval_seconds", "batch", "good_from_issued_serials"},
                       where);
     if (const toml::node* enabled = presign->get("enabled")) {
       if (!enabled->is_boolean()) throw ConfigError{where + "enabled must be true or false"};
@@ -319,6 +319,10 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     config.presign.scan_interval_seconds =
         Integer<unsigned>(*presign, "scan_interval_seconds", config.presign.scan_interval_seconds, 1, 86400, where);
     config.presign.batch = Integer<std::size_t>(*presign, "batch", config.presign.batch, 1, 1 << 20, where);
+    if (const toml::node* from_issued = presign->get("good_from_issued_serials")) {
+      if (!from_issued->is_boolean()) throw ConfigError{where + "good_from_issued_serials must be true or false"};
+      config.presign.good_from_issued_serials = from_issued->as_boolean()->get();
+    }
   }
 
   if (const toml::table* store = Table(root, "store")) {

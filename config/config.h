@@ -81,6 +81,9 @@ struct PresignConfig {
   std::uint64_t max_good_responses = 1'000'000;  // the kept hot set; least recently requested go first
   unsigned scan_interval_seconds = 30;            // how often the store is checked for work
   std::size_t batch = 4096;                       // responses signed per scan, newest revocations first
+  // Also presign `good` for every serial of an issuer's issued_serials list that no CRL revokes, within
+  // max_good_responses: for a CA whose issued set is small enough to keep signed.
+  bool good_from_issued_serials = false;
 };
 
 struct Config {

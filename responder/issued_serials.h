@@ -38,6 +38,7 @@ class IssuedSerials {
     Key first;
     Key last;
   };
+  [[nodiscard]] const std::vector<Range>& ranges() const { return ranges_; }
 
  private:
   std::vector<Range> ranges_;  // sorted by `first`, disjoint

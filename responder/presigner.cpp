@@ -41,6 +41,8 @@ PresignOptions PresignOptionsFrom(const config::PresignConfig& config) {
   options.resign_lead_seconds = config.resign_lead_seconds;
   options.scan_interval_seconds = config.scan_interval_seconds;
   options.batch = config.batch;
+  options.good_from_issued_serials = config.good_from_issued_serials;
+  options.max_good_responses = config.max_good_responses;
   return options;
 }
 
@@ -154,6 +156,12 @@ Result<Presigner::Batch> Presigner::Scan(bool& more) {
           }
         });
     if (!walked) return std::unexpected(walked.error());
+    if (options_.good_from_issued_serials && index < batch_out.snapshot->issued.size() &&
+        batch_out.snapshot->issued[index]) {
+      auto listed = IssuedCandidates(txn->get(), index, (*state)->issuer_no, *batch_out.snapshot->issued[index],
+                                     stale, good, more);
+      if (!listed) return std::unexpected(listed.error());
+    }
     auto responses = store_.WalkResponses(
         txn->get(), (*state)->issuer_no,
         [&](ByteView serial, store::HashAlgorithm algorithm, const store::StoredResponseInfo& info) {
@@ -181,6 +189,55 @@ Result<Presigner::Batch> Presigner::Scan(bool& more) {
     batch.push_back(std::move(candidate));
   }
   return batch_out;
+}
+
+Result<void> Presigner::IssuedCandidates(MDB_txn* txn, std::size_t index, std::uint32_t issuer_no,
+                                         const IssuedSerials& issued,
+                                         const std::function<bool(const store::StoredResponseInfo&)>& stale,
+                                         std::vector<Candidate>& good, bool& more) {
+  auto counts = store_.CountResponses(txn);
+  if (!counts) return std::unexpected(counts.error());
+  std::uint64_t room = options_.max_good_responses > counts->good ? options_.max_good_responses - counts->good : 0;
+  if (issued_position_.size() <= index) issued_position_.resize(index + 1, 0);
+  std::uint64_t& position = issued_position_[index];  // the next serial to look at
+  Bytes serial;
+  for (const IssuedSerials::Range& range : issued.ranges()) {
+    // Serials of up to 8 octets (JPKI's are 4): longer ranges are answered from the list but not presigned.
+    if (range.last.length > 8) continue;
+    auto value = [](const IssuedSerials::Key& key) {
+      std::uint64_t v = 0;
+      for (std::uint8_t i = 0; i < key.length; ++i) v = v << 8 | key.bytes[i];
+      return v;
+    };
+    for (std::uint64_t s = std::max(value(range.first), position); s <= value(range.last); ++s) {
+      if (good.size() >= options_.batch) {
+        position = s;
+        more = true;
+        return {};
+      }
+      serial.clear();
+      for (int shift = 56; shift >= 0; shift -= 8) {
+        const auto octet = static_cast<std::uint8_t>(s >> shift);
+        if (!serial.empty() || octet != 0) serial.push_back(octet);
+      }
+      if (serial.empty()) continue;  // serial 0 is not a certificate's
+      auto revoked = store_.GetRevoked(txn, issuer_no, serial);
+      if (!revoked) return std::unexpected(revoked.error());
+      if (*revoked) continue;  // the revoked walk handles it
+      for (store::HashAlgorithm algorithm : options_.algorithms) {
+        auto stored = store_.GetResponse(txn, issuer_no, algorithm, serial);
+        if (!stored) return std::unexpected(stored.error());
+        if (*stored && !stale((*stored)->info)) continue;
+        if (!*stored) {
+          if (room == 0) continue;  // the kept set is full: the requested ones have it
+          --room;
+        }
+        good.push_back(Candidate{index, algorithm, serial, 0});
+      }
+    }
+  }
+  position = 0;  // the whole list was looked at: the next scan starts again from the beginning
+  return {};
 }
 
 void Presigner::SignOne(const Batch& batch, const Candidate& candidate, store::ReadTxn& txn) {

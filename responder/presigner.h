@@ -38,6 +38,9 @@ struct PresignOptions {
   unsigned scan_interval_seconds = 30;
   std::size_t batch = 4096;
   bool idle_priority = true;
+  // Presign good responses for the serials of an issuer's issued-serials list (within max_good_responses).
+  bool good_from_issued_serials = false;
+  std::uint64_t max_good_responses = 1'000'000;
 };
 
 PresignOptions PresignOptionsFrom(const config::PresignConfig& config);
@@ -91,6 +94,10 @@ class Presigner {
   };
   // Up to options_.batch candidates; `more` when the batch was full.
   Result<Batch> Scan(bool& more);
+  // Good responses to presign from the issuer's issued-serials list, resuming where the last scan stopped.
+  Result<void> IssuedCandidates(MDB_txn* txn, std::size_t index, std::uint32_t issuer_no, const IssuedSerials& issued,
+                                const std::function<bool(const store::StoredResponseInfo&)>& stale,
+                                std::vector<Candidate>& good, bool& more);
   void SignAll(const Batch& batch);
   void SignOne(const Batch& batch, const Candidate& candidate, store::ReadTxn& txn);
   void Loop();
@@ -101,6 +108,8 @@ class Presigner {
   const Clock& clock_;
   PresignOptions options_;
 
+  // Where the walk over each issuer's issued-serials list resumes (the scheduling thread's, or RunUntilDone's).
+  std::vector<std::uint64_t> issued_position_;
   std::atomic<std::uint64_t> signed_{0}, failed_{0}, skipped_{0}, scans_{0};
   std::atomic<double> signing_seconds_{0};
   std::mutex mutex_;

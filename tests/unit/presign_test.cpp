@@ -253,3 +253,33 @@ TEST_CASE("presign: a stored response serves only what the store states now") {
   answer.status = signer::CertStatus::kGood;
   CHECK_FALSE(StoredResponseServes(info, answer, 7, 6000));
 }
+
+TEST_CASE("presign: with good_from_issued_serials, every listed serial no CRL revokes gets a good response, within the cap") {
+  Fixture f;
+  f.Import(ThreeRevoked(f.clock.Now()));  // 0x10, 0x11, 0x12 revoked
+  f.snapshot->issued.push_back(std::make_unique<IssuedSerials>(*IssuedSerials::Parse("10-1f\n")));
+  PresignOptions options;
+  options.threads = 2;
+  options.idle_priority = false;
+  options.good_from_issued_serials = true;
+  SUBCASE("all of them") {
+    options.batch = 4;  // several scans, each resuming where the last stopped
+    std::shared_ptr<const Snapshot> current = f.snapshot;
+    Presigner presigner(f.store, [current] { return current; }, f.writer, f.clock, options);
+    auto done = presigner.RunUntilDone();
+    REQUIRE(done.has_value());
+    CHECK(done->signed_responses == 16);  // 3 revoked + 13 good
+    CHECK(f.OpenSslStatus(0x13) == V_OCSP_CERTSTATUS_GOOD);
+    CHECK(f.OpenSslStatus(0x1f) == V_OCSP_CERTSTATUS_GOOD);
+    CHECK(f.OpenSslStatus(0x11) == V_OCSP_CERTSTATUS_REVOKED);
+    CHECK_FALSE(f.Stored(0x20).has_value());  // not listed
+  }
+  SUBCASE("no more than max_good_responses") {
+    options.max_good_responses = 5;
+    std::shared_ptr<const Snapshot> current = f.snapshot;
+    Presigner presigner(f.store, [current] { return current; }, f.writer, f.clock, options);
+    REQUIRE(presigner.RunUntilDone().has_value());
+    auto txn = f.store.BeginRead();
+    CHECK(f.store.CountResponses(txn->get())->good == 5);
+  }
+}
