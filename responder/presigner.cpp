@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <queue>
+#include <system_error>
 
 #include "common/log.h"
 
@@ -302,8 +303,19 @@ void Presigner::SignAll(const Batch& batch) {
       SignOne(batch, candidates[i], *txn);
     }
   };
+  // The calling thread signs too. A thread that cannot be created (out of resources: found with the
+  // responder held to 128 descriptors under ASan) only narrows the batch's parallelism; it must never end
+  // the process.
   std::vector<std::thread> threads;
-  for (unsigned i = 0; i < options_.threads; ++i) threads.emplace_back(work);
+  for (unsigned i = 1; i < options_.threads; ++i) {
+    try {
+      threads.emplace_back(work);
+    } catch (const std::system_error& error) {
+      Log(LogLevel::kWarning, "presign_thread_failed", {{"error", error.what()}, {"threads", std::to_string(i)}});
+      break;
+    }
+  }
+  work();
   for (auto& thread : threads) thread.join();
   writer_.Flush();  // the next scan must see what this one signed
   signing_seconds_ = signing_seconds_.load() + std::chrono::duration<double>(Steady::now() - started).count();
@@ -334,6 +346,8 @@ Result<PresignProgress> Presigner::RunUntilDone() {
 
 void Presigner::Loop() {
   bool more = false;
+  // Idle priority for this thread too: it signs beside its helpers (SignAll).
+  if (options_.idle_priority) LowerPriority();
   while (true) {
     {
       std::unique_lock lock(mutex_);
@@ -355,7 +369,13 @@ void Presigner::Loop() {
       continue;
     }
     const std::uint64_t before = signed_.load();
-    SignAll(*batch);
+    try {
+      SignAll(*batch);
+    } catch (const std::exception& error) {  // e.g. out of memory: the responder keeps answering without it
+      Log(LogLevel::kError, "presign_failed", {{"error", error.what()}});
+      more = false;
+      continue;
+    }
     const std::uint64_t done = signed_.load() - before;
     if (done == 0) more = false;  // nothing could be signed: wait for the store to change
     Log(LogLevel::kInfo, "presigned", {{"responses", std::to_string(done)}, {"more", more ? "yes" : "no"}});
