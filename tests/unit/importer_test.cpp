@@ -73,7 +73,12 @@ CrlOptions Delta(long number, long base, std::vector<RevokedSpec> revoked) {
   return options;
 }
 
-RevokedSpec Entry(std::uint64_t serial, std::optional<int> reason = 3) { return {Serial(serial), 0, reason, std::nullopt}; }
+// A fixed revocation time: with the default (an hour before each CRL's own thisUpdate) the same entry in two
+// CRLs made a second apart differs, and a test expecting it unchanged fails when the clock ticks between them.
+constexpr UnixSeconds kRevokedAt = 1'700'000'000;
+RevokedSpec Entry(std::uint64_t serial, std::optional<int> reason = 3) {
+  return {Serial(serial), kRevokedAt, reason, std::nullopt};
+}
 
 void CheckRefused(Fixture& fixture, const Result<ImportReport>& result, const Bytes& before, std::string_view words) {
   REQUIRE_FALSE(result.has_value());
