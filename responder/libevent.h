@@ -28,8 +28,8 @@ using EvhttpPtr = std::unique_ptr<evhttp, EvhttpDeleter>;
 using EventPtr = std::unique_ptr<event, EventDeleter>;
 using EvbufferPtr = std::unique_ptr<evbuffer, EvbufferDeleter>;
 
-// A listening socket we own until evhttp takes it: evhttp_accept_socket_with_handle makes its listener with
-// LEV_OPT_CLOSE_ON_FREE, so evhttp_free closes the socket, and the owner must Release() it once evhttp has
+// A listening socket we own until a listener takes it: listeners are made with LEV_OPT_CLOSE_ON_FREE, so
+// freeing the listener closes the socket, and the owner must Release() it once the listener has
 // accepted it (closing it again could close a descriptor another thread has been given the number of).
 class Socket {
  public:

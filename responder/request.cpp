@@ -96,6 +96,13 @@ Result<DecodedRequest> DecodeRequest(ByteView der, const RequestLimits& limits) 
 }
 
 Result<Bytes> DecodeGetPath(std::string_view path) {
+  Bytes out;
+  if (auto decoded = DecodeGetPath(path, out); !decoded) return std::unexpected(decoded.error());
+  return out;
+}
+
+Result<void> DecodeGetPath(std::string_view path, Bytes& out) {
+  out.clear();
   // The query string and fragment are not part of the request.
   path = path.substr(0, path.find_first_of("?#"));
   // Leading slashes come from base URLs with a trailing slash; base64 never starts with '/' here because an
@@ -103,7 +110,6 @@ Result<Bytes> DecodeGetPath(std::string_view path) {
   while (!path.empty() && path.front() == '/') path.remove_prefix(1);
   if (path.empty()) return Fail(ErrorCode::kInvalidArgument, "empty GET request");
 
-  Bytes out;
   out.reserve(path.size() * 3 / 4);
   std::uint32_t accumulator = 0;
   int bits = 0;
@@ -141,7 +147,7 @@ Result<Bytes> DecodeGetPath(std::string_view path) {
   if (bits >= 6 || (accumulator & ((1u << bits) - 1)) != 0) {
     return Fail(ErrorCode::kInvalidArgument, "the GET path is not canonical base64");
   }
-  return out;
+  return {};
 }
 
 }  // namespace ocsp::responder

@@ -40,5 +40,7 @@ Result<DecodedRequest> DecodeRequest(ByteView der, const RequestLimits& limits);
 // Tolerates what clients really send: leading or doubled slashes before the data, '%2F', '%2B', '%3D' in any
 // case, '+' turned into a space, the URL-safe alphabet, and missing '=' padding.
 Result<Bytes> DecodeGetPath(std::string_view path);
+// The same into `out` (cleared first), whose capacity a caller can keep from request to request.
+Result<void> DecodeGetPath(std::string_view path, Bytes& out);
 
 }  // namespace ocsp::responder

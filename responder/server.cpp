@@ -1,6 +1,6 @@
 #include "responder/server.h"
 
-#include <event2/keyvalq_struct.h>
+#include <arpa/inet.h>
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -20,13 +20,10 @@
 
 #include "common/log.h"
 #include "responder/health.h"
+#include "responder/http1.h"
 #include "responder/http_cache.h"
 #include "responder/libevent.h"
 #include "responder/presigner.h"
-
-#include <event2/listener.h>
-
-#include <event2/http_struct.h>  // after event2/http.h, whose enums it uses: the request's HTTP version
 
 namespace ocsp::responder {
 
@@ -84,19 +81,17 @@ std::uint16_t BoundPort(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
 }
 
-bool IsOcspRequestType(const char* header) {
-  if (header == nullptr) return false;
-  std::string_view value(header);
-  value = value.substr(0, value.find(';'));
-  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+bool IsOcspRequestType(std::optional<std::string_view> header) {
+  if (!header) return false;
+  std::string_view value = header->substr(0, header->find(';'));
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   return value.size() == kOcspRequestType.size() &&
          strncasecmp(value.data(), kOcspRequestType.data(), value.size()) == 0;
 }
 
 // The request-target without scheme and authority (a proxy may send the absolute form), with leading doubled
 // slashes folded into one.
-std::string_view RequestPath(const char* uri) {
-  std::string_view target(uri == nullptr ? "/" : uri);
+std::string_view RequestPath(std::string_view target) {
   for (std::string_view scheme : {"http://", "https://"}) {
     if (target.size() >= scheme.size() && strncasecmp(target.data(), scheme.data(), scheme.size()) == 0) {
       const auto slash = target.find('/', scheme.size());
@@ -134,9 +129,18 @@ void Count(std::atomic<std::uint64_t>& counter) { counter.fetch_add(1, std::memo
 
 }  // namespace
 
+// Where a reply goes: the request being handled now, or the deferred one of a PendingResponse.
+struct ReplyTarget {
+  HttpExchange* exchange = nullptr;  // answering now
+  HttpTicket ticket;                 // answering later
+  const sockaddr_storage* peer = nullptr;
+  bool head = false;
+};
+
 // One request waiting for its signature. Owned by the pool job, then by the worker's completion queue.
 struct PendingResponse {
-  evhttp_request* request = nullptr;
+  HttpTicket ticket;
+  sockaddr_storage peer{};
   metrics::Method method = metrics::Method::kOther;
   bool head = false;
   Steady::time_point started;
@@ -150,10 +154,29 @@ struct PendingResponse {
   Result<Bytes> signed_response = Bytes{};
 };
 
-class Worker;
-thread_local Worker* current_worker = nullptr;  // the worker whose loop runs on this thread
+// Formats an HTTP date once per distinct time: an issuer's thisUpdate and nextUpdate repeat for a whole CRL.
+class DateMemo {
+ public:
+  std::string_view Format(UnixSeconds time) {
+    if (time != time_ || length_ == 0) {
+      HeaderBuffer buffer;
+      const std::string_view text = FormatHttpDate(time, buffer);
+      std::memcpy(text_.data(), text.data(), text.size());
+      length_ = text.size();
+      time_ = time;
+    }
+    return {text_.data(), length_};
+  }
 
-class Worker {
+ private:
+  UnixSeconds time_ = 0;
+  HeaderBuffer text_{};
+  std::size_t length_ = 0;
+};
+
+class Worker;
+
+class Worker final : public HttpHandler {
  public:
   Worker(ServerDependencies dependencies, const config::Config& config, ConnectionLimits& limits,
          FrontEndCounters& counters)
@@ -171,16 +194,17 @@ class Worker {
 
   // `heartbeat`: how often the loop stamps its heartbeat (only with a watchdog).
   Result<void> Init(std::vector<Socket> sockets, std::optional<std::chrono::microseconds> heartbeat) {
-    sockets_ = std::move(sockets);
     base_.reset(event_base_new());
     if (!base_) return Fail(ErrorCode::kInternal, "event_base_new failed");
-    guard_ = std::make_unique<ConnectionGuard>(base_.get(), limits_, counters_.connections,
-                                               std::chrono::seconds(config_.header_timeout_seconds));
-    http_.reset(evhttp_new(base_.get()));
+    // The request line counts towards the head: a GET request of max_request_bytes in base64, escaped.
+    HttpLimits http_limits{.max_head_bytes = config_.max_request_bytes * 2 + 4096,
+                           .max_body_bytes = config_.max_request_bytes,
+                           .header_timeout = std::chrono::seconds(config_.header_timeout_seconds),
+                           .idle_timeout = std::chrono::seconds(config_.http_timeout_seconds)};
+    front_end_ = std::make_unique<HttpFrontEnd>(base_.get(), *this, http_limits, limits_, counters_.connections);
     wake_.reset(event_new(base_.get(), -1, 0, &Worker::OnWake, this));
     drain_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnDrainTick, this));
-    output_.reset(evbuffer_new());
-    if (!http_ || !wake_ || !drain_ || !output_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+    if (!wake_ || !drain_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
     Beat();
     if (heartbeat) {
       heartbeat_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnHeartbeat, this));
@@ -195,29 +219,8 @@ class Worker {
       const timeval second{1, 0};
       if (!flush_ || event_add(flush_.get(), &second) != 0) return Fail(ErrorCode::kInternal, "flush timer");
     }
-    evhttp_set_max_body_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes));
-    // The request line counts towards the header limit: a GET request of max_request_bytes in base64.
-    evhttp_set_max_headers_size(http_.get(), static_cast<ev_ssize_t>(config_.max_request_bytes * 2 + 4096));
-    // Per read and write: the keep-alive idle timeout. A trickling client resets it with every byte, so the
-    // guard also bounds a whole request's arrival (header_timeout_seconds).
-    evhttp_set_timeout(http_.get(), static_cast<int>(config_.http_timeout_seconds));
-    // Every method reaches the handler, which answers 405 with an Allow header (libevent would say 501).
-    evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                                EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(http_.get(), nullptr);
-    evhttp_set_gencb(http_.get(), &Worker::OnRequest, this);
-    if (auto attached = guard_->Attach(http_.get()); !attached) return attached;
-    // Out of descriptors, accept() fails at once and the socket stays readable: libevent would retry in a
-    // tight loop, logging each failure (850 MB of log in 30 s under bench/abuse.sh). Pause accepting instead.
-    resume_accept_.reset(evtimer_new(base_.get(), &Worker::OnResumeAccept, this));
-    if (!resume_accept_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
-    for (Socket& socket : sockets_) {
-      evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_.get(), socket.get());
-      if (bound == nullptr) return Fail(ErrorCode::kIo, "evhttp cannot accept on the listening socket");
-      socket.Release();  // evhttp_free (or evhttp_del_accept_socket) closes it now
-      bound_.push_back(bound);
-      evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), &Worker::OnAcceptError);
+    for (Socket& socket : sockets) {
+      if (auto listening = front_end_->Listen(std::move(socket)); !listening) return listening;
     }
     auto txn = dependencies_.store.BeginRead();
     if (!txn) return std::unexpected(txn.error());
@@ -228,10 +231,7 @@ class Worker {
   }
 
   void Start() {
-    thread_ = std::thread([this] {
-      current_worker = this;  // for OnAcceptError, whose argument is libevent's, not ours
-      event_base_dispatch(base_.get());
-    });
+    thread_ = std::thread([this] { event_base_dispatch(base_.get()); });
   }
 
   // From any thread: finish what is in flight for `grace`, then leave the loop.
@@ -281,8 +281,9 @@ class Worker {
 
   [[nodiscard]] std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
+  void OnRequest(HttpExchange& exchange) override { Handle(exchange); }
+
  private:
-  static void OnRequest(evhttp_request* request, void* self) { static_cast<Worker*>(self)->Handle(request); }
   static void OnWake(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->DrainInbox(); }
   static void OnHeartbeat(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->Beat(); }
   static void OnDrainTick(evutil_socket_t, short, void* self) { static_cast<Worker*>(self)->DrainTick(); }
@@ -290,15 +291,14 @@ class Worker {
   void Beat() { heartbeat_ticks_.store(Steady::now().time_since_epoch().count(), std::memory_order_relaxed); }
 
   void DrainTick() {
-    if (!bound_.empty()) {
-      // No new connections from here; open ones still finish their requests. Closing our sockets (duplicates
-      // under socket activation) leaves the next instance's queue to systemd.
-      event_del(resume_accept_.get());
-      for (evhttp_bound_socket* bound : bound_) evhttp_del_accept_socket(http_.get(), bound);
-      bound_.clear();
-      sockets_.clear();
+    if (!draining_) {
+      // No new connections from here; open ones still finish their requests, and each reply closes its
+      // connection so clients reconnect to the next instance. Closing our sockets (duplicates under socket
+      // activation) leaves the next instance's queue to systemd.
+      front_end_->StopAccepting();
+      front_end_->Drain();
+      draining_ = true;
     }
-    draining_ = true;
     const auto now = Steady::now();
     // Leave once nothing has been in flight for 100 ms (replies already queued reach their sockets meanwhile),
     // or at the deadline whatever is left.
@@ -317,72 +317,32 @@ class Worker {
     generation_.store(snapshot_->generation, std::memory_order_release);
   }
 
-  // On this worker's loop thread: accept() failed. Out of descriptors (or kernel memory), stop accepting for
-  // a moment, so that connections wait in the backlog while idle ones time out; log at most every 10 s.
-  static void OnAcceptError(evconnlistener* listener, void*) {
-    const int error = EVUTIL_SOCKET_ERROR();
-    Worker* self = current_worker;
-    if (self == nullptr || (error != EMFILE && error != ENFILE && error != ENOBUFS && error != ENOMEM)) {
-      Log(LogLevel::kWarning, "accept_failed", {{"error", std::strerror(error)}});
-      return;
-    }
-    evconnlistener_disable(listener);
-    const timeval pause{0, 100'000};
-    evtimer_add(self->resume_accept_.get(), &pause);
-    const auto now = Steady::now();
-    ++self->accept_pauses_;
-    if (now - self->last_pause_log_ >= std::chrono::seconds(10)) {
-      Log(LogLevel::kWarning, "accept_paused",
-          {{"error", std::strerror(error)}, {"pauses", std::to_string(self->accept_pauses_)}, {"for_ms", "100"}});
-      self->last_pause_log_ = now;
-      self->accept_pauses_ = 0;
-    }
-  }
-  static void OnResumeAccept(evutil_socket_t, short, void* self) {
-    // Every listener of this worker: which one failed does not matter, the descriptors are the worker's.
-    for (evhttp_bound_socket* bound : static_cast<Worker*>(self)->bound_) {
-      evconnlistener_enable(evhttp_bound_socket_get_listener(bound));
-    }
-  }
-
-  void Handle(evhttp_request* request) {
+  void Handle(HttpExchange& exchange) {
     const auto started = Steady::now();
-    guard_->RequestArrived(request);
-    const evhttp_cmd_type command = evhttp_request_get_command(request);
-    const metrics::Method method = command == EVHTTP_REQ_POST                              ? metrics::Method::kPost
-                                   : command == EVHTTP_REQ_GET || command == EVHTTP_REQ_HEAD ? metrics::Method::kGet
-                                                                                             : metrics::Method::kOther;
-    // While draining, each answer closes its keep-alive connection, so clients reconnect to the next instance.
-    if (draining_) evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
-    // libevent accepts any "HTTP/<int>.<int>" with a major version up to 1 (HTTP/0.1, HTTP/-1.5, HTTP/1.2) and
-    // echoes it in the status line, which is then not HTTP/1.x (found by http_fuzzer). RFC 9112 2.3: a
-    // higher minor version is answered as 1.1; another major version gets 505, over HTTP/1.1.
-    if (request->major == 1 && request->minor > 1) request->minor = 1;
-    if (request->major != 1 || request->minor < 0) {
-      request->major = 1;
-      request->minor = 1;
-      evhttp_add_header(evhttp_request_get_output_headers(request), "Connection", "close");
-      SendRefusal(request, 505, "HTTP Version Not Supported", method, started);
-      return;
-    }
-    const std::string_view path = RequestPath(evhttp_request_get_uri(request));
+    const HttpRequest& request = exchange.request();
+    ReplyTarget target{.exchange = &exchange, .ticket = {}, .peer = &exchange.peer(), .head = request.method == HttpMethod::kHead};
+    const metrics::Method method = request.method == HttpMethod::kPost ? metrics::Method::kPost
+                                   : request.method == HttpMethod::kGet || request.method == HttpMethod::kHead
+                                       ? metrics::Method::kGet
+                                       : metrics::Method::kOther;
+    const std::string_view path = RequestPath(request.target);
     if (IsPath(path, "/healthz")) {
-      SendJson(request, HTTP_OK, "OK", kAliveJson);
+      SendJson(target, 200, "OK", kAliveJson);
       return;
     }
     if (IsPath(path, "/readyz")) {
-      SendReadiness(request);
+      SendReadiness(target);
       return;
     }
     const Snapshot& snapshot = *snapshot_;
     const std::optional<std::string_view> ocsp_path = UnderPrefix(path, snapshot.config.path_prefix);
     if (!ocsp_path) {
-      SendRefusal(request, HTTP_NOTFOUND, "Not Found", method, started);
+      SendRefusal(target, 404, "Not Found", method, started);
       return;
     }
-    if (command != EVHTTP_REQ_GET && command != EVHTTP_REQ_HEAD && command != EVHTTP_REQ_POST) {
-      evhttp_add_header(evhttp_request_get_output_headers(request), "Allow", "GET, HEAD, POST");
-      SendRefusal(request, 405, "Method Not Allowed", method, started);
+    if (request.method == HttpMethod::kOther) {
+      SendRefusal(target, 405, "Method Not Allowed", method, started, metrics::kVerifierNone,
+                  HttpHeader{"Allow", "GET, HEAD, POST"});
       return;
     }
 
@@ -390,128 +350,129 @@ class Worker {
     std::optional<std::size_t> verifier;  // the registry index the request is attributed to
     metrics::VerifierIndex slot = metrics::kVerifierNone;  // and its metrics label
     if (snapshot.registry) {
-      const auto address = AddressOf(evhttp_connection_get_addr(evhttp_request_get_connection(request)));
+      const auto address = AddressOf(reinterpret_cast<const sockaddr*>(target.peer));
       verifier = address ? snapshot.registry->Match(*address) : std::nullopt;
       slot = verifier && *verifier < snapshot.verifier_slots.size() ? snapshot.verifier_slots[*verifier]
                                                                    : metrics::kVerifierUnregistered;
       if (!verifier) {
         Count(counters_.forbidden_unregistered);
-        SendRefusal(request, 403, "Forbidden", method, started, slot);
+        SendRefusal(target, 403, "Forbidden", method, started, slot);
         return;
       }
       if (dependencies_.clock.Now() < snapshot.registry->at(*verifier).access_from) {
         Count(counters_.forbidden_not_yet_open);
-        SendRefusal(request, 403, "Forbidden", method, started, slot);
+        SendRefusal(target, 403, "Forbidden", method, started, slot);
         return;
       }
       if (!limiter_.Allow(*verifier, started)) {
         Count(counters_.rate_limited);
         if (snapshot.config.over_rate_limit_http_429) {
-          evhttp_add_header(evhttp_request_get_output_headers(request), "Retry-After", "1");
-          SendRefusal(request, 429, "Too Many Requests", method, started, slot);
+          SendRefusal(target, 429, "Too Many Requests", method, started, slot, HttpHeader{"Retry-After", "1"});
         } else {
-          SendException(request, signer::ResponseStatus::kTryLater, method, started, slot);
+          SendException(target, signer::ResponseStatus::kTryLater, method, started, slot);
         }
         return;
       }
     }
 
-    Bytes get_body;
     ByteView der;
-    if (command == EVHTTP_REQ_POST) {
+    if (request.method == HttpMethod::kPost) {
       // One rule for POST: the body is an OCSP request only when labelled as one (RFC 6960 A.1); anything
       // else is HTTP 415, whatever the body holds.
-      if (!IsOcspRequestType(evhttp_find_header(evhttp_request_get_input_headers(request), "Content-Type"))) {
-        SendRefusal(request, 415, "Unsupported Media Type", method, started);
+      if (!IsOcspRequestType(request.content_type)) {
+        SendRefusal(target, 415, "Unsupported Media Type", method, started);
         return;
       }
-      evbuffer* input = evhttp_request_get_input_buffer(request);
-      const std::size_t length = evbuffer_get_length(input);
-      const unsigned char* data = evbuffer_pullup(input, -1);
-      der = ByteView(data, length);
+      der = request.body;
     } else {
-      auto decoded = DecodeGetPath(*ocsp_path);
-      if (!decoded || decoded->size() > config_.max_request_bytes) {
+      auto decoded = DecodeGetPath(*ocsp_path, get_body_);
+      if (!decoded || get_body_.size() > config_.max_request_bytes) {
         Log(LogLevel::kDebug, "malformed_request",
             {{"method", "GET"}, {"why", decoded ? "too large" : decoded.error().message}});
-        SendException(request, signer::ResponseStatus::kMalformedRequest, method, started);
+        SendException(target, signer::ResponseStatus::kMalformedRequest, method, started);
         return;
       }
-      get_body = std::move(*decoded);
-      der = get_body;
+      der = get_body_;
     }
 
-    auto pending = std::make_shared<PendingResponse>();
-    pending->request = request;
-    pending->method = method;
-    pending->head = command == EVHTTP_REQ_HEAD;
-    pending->started = started;
-    pending->verifier = verifier;
-    pending->metrics_verifier = slot;
     auto decoded = DecodeRequest(der, RequestLimits{config_.max_certids_per_request});
     if (!decoded) {
       Log(LogLevel::kDebug, "malformed_request", {{"why", decoded.error().message}});
-      SendException(request, signer::ResponseStatus::kMalformedRequest, method, started);
+      SendException(target, signer::ResponseStatus::kMalformedRequest, method, started);
       return;
     }
-    pending->decoded = std::move(*decoded);
+    DecodedRequest& request_certs = *decoded;
 
     // A verifier registered for one environment asks only that environment's issuers.
-    if (verifier && !SameEnvironment(snapshot, snapshot.registry->at(*verifier).environment, pending->decoded)) {
+    if (verifier && !SameEnvironment(snapshot, snapshot.registry->at(*verifier).environment, request_certs)) {
       Count(counters_.wrong_environment);
-      SendException(request, signer::ResponseStatus::kUnauthorized, method, started);
+      SendException(target, signer::ResponseStatus::kUnauthorized, method, started);
       return;
     }
 
     if (auto renewed = txn_->Renew(); !renewed) {
       Log(LogLevel::kError, "store_read_failed", {{"error", renewed.error().Describe()}});
-      SendException(request, signer::ResponseStatus::kInternalError, method, started);
+      SendException(target, signer::ResponseStatus::kInternalError, method, started);
       return;
     }
-    pending->decision = snapshot.authority->Decide(txn_->get(), pending->decoded);
+    Decision decision = snapshot.authority->Decide(txn_->get(), request_certs);
 
-    if (const auto& exception = pending->decision.exception) {
+    if (const auto& exception = decision.exception) {
       txn_->Reset();
       if (*exception != signer::ResponseStatus::kUnauthorized) {
-        Log(LogLevel::kDebug, "exception_answer", {{"why", pending->decision.reason}});
+        Log(LogLevel::kDebug, "exception_answer", {{"why", decision.reason}});
       }
-      SendException(request, *exception, method, started);
+      SendException(target, *exception, method, started);
       return;
     }
 
     // The nonce decides between the stored response and a fresh signature.
     bool echo_nonce = false;
-    if (pending->decoded.nonce && snapshot.config.nonce == config::NonceMode::kHonour) {
+    if (request_certs.nonce && snapshot.config.nonce == config::NonceMode::kHonour) {
       if (TakeNonceToken()) {
         echo_nonce = true;
       } else if (snapshot.config.nonce_over_budget == config::NonceOverBudget::kTryLater) {
         txn_->Reset();
-        SendException(request, signer::ResponseStatus::kTryLater, method, started);
+        SendException(target, signer::ResponseStatus::kTryLater, method, started);
         return;
       }
     }
-    if (!echo_nonce) pending->decoded.nonce.reset();  // ignored: the response can then be kept and reused
+    if (!echo_nonce) request_certs.nonce.reset();  // ignored: the response can then be kept and reused
 
     // A response that echoes a nonce is unique to its request: no validator, nothing a cache may reuse.
-    if (!pending->decoded.nonce && pending->decision.next_update) {
-      pending->identity = ResponseIdentity(pending->decoded, pending->decision);
-      const char* if_none_match = evhttp_find_header(evhttp_request_get_input_headers(request), "If-None-Match");
+    std::optional<std::uint64_t> identity;
+    if (!request_certs.nonce && decision.next_update) {
+      identity = ResponseIdentity(request_certs, decision);
       HeaderBuffer etag;
-      if (if_none_match != nullptr && IfNoneMatchHits(if_none_match, FormatEtag(*pending->identity, etag))) {
+      if (request.if_none_match && IfNoneMatchHits(*request.if_none_match, FormatEtag(*identity, etag))) {
         txn_->Reset();
         Count(counters_.not_modified);
-        AddCacheHeaders(request, *pending);
-        evhttp_send_reply(request, 304, "Not Modified", nullptr);
-        Observe(request, method, pending->decision.outcome, started, 0, pending->metrics_verifier);
+        HttpReply reply;
+        reply.status = 304;
+        reply.reason = "Not Modified";
+        CacheHeaders headers;
+        AddCacheHeaders(reply, identity, decision, headers);
+        Deliver(target, reply);
+        Observe(target, method, decision.outcome, started, 0, slot);
         return;
       }
     }
-    if (!echo_nonce && ServeStored(request, *pending)) {
+    if (!echo_nonce && ServeStored(target, request_certs, decision, identity, method, started, slot)) {
       txn_->Reset();
       return;
     }
     txn_->Reset();  // a snapshot held longer would pin old pages while imports run
 
+    auto pending = std::make_shared<PendingResponse>();
+    pending->peer = exchange.peer();
+    pending->method = method;
+    pending->head = target.head;
+    pending->started = started;
+    pending->verifier = verifier;
+    pending->metrics_verifier = slot;
+    pending->decoded = std::move(request_certs);
+    pending->decision = std::move(decision);
+    pending->identity = identity;
     pending->snapshot = snapshot_;
     Worker* worker = this;
     const bool accepted = dependencies_.signing_pool.TrySubmit([worker, pending] {
@@ -530,28 +491,29 @@ class Worker {
       worker->PostCompletion(pending);
     });
     if (accepted) {
+      pending->ticket = exchange.Defer();
       ++in_flight_;
     } else {
-      SendException(request, signer::ResponseStatus::kTryLater, method, started);
+      SendException(target, signer::ResponseStatus::kTryLater, method, started);
     }
   }
 
   // Serves the stored response for a one-CertID request when it states exactly what the store holds now
-  // (the read transaction is still open). Copies the stored bytes; allocates nothing else.
-  bool ServeStored(evhttp_request* request, const PendingResponse& pending) {
-    const Decision& decision = pending.decision;
-    if (pending.decoded.certs.size() != 1 || decision.answers.size() != 1 || decision.issuer_no == 0) return false;
-    const RequestedCert& cert = pending.decoded.certs.front();
+  // (the read transaction is still open). Copies the stored bytes; allocates nothing.
+  bool ServeStored(ReplyTarget& target, const DecodedRequest& request, const Decision& decision,
+                   const std::optional<std::uint64_t>& identity, metrics::Method method, Steady::time_point started,
+                   metrics::VerifierIndex slot) {
+    if (request.certs.size() != 1 || decision.answers.size() != 1 || decision.issuer_no == 0) return false;
+    const RequestedCert& cert = request.certs.front();
     if (!cert.algorithm) return false;
     auto stored = dependencies_.store.GetResponse(txn_->get(), decision.issuer_no, *cert.algorithm, cert.serial);
     if (!stored || !*stored) return false;
     const UnixSeconds now = dependencies_.clock.Now();
     if (!StoredResponseServes((*stored)->info, decision.answers.front(), decision.signer_id, now)) return false;
-    SendOcsp(request, (*stored)->der, &pending, pending.head);
+    SendOcsp(target, (*stored)->der, identity, &decision);
     metrics_.ObserveAnswer(metrics::AnswerSource::kStored,
                            static_cast<double>(std::max<UnixSeconds>(0, now - (*stored)->info.produced_at)));
-    Observe(request, pending.method, decision.outcome, pending.started, (*stored)->der.size(),
-            pending.metrics_verifier);
+    Observe(target, method, decision.outcome, started, (*stored)->der.size(), slot);
     const auto hour = static_cast<std::uint32_t>(now / 3600);
     if ((*stored)->info.status == store::StoredStatus::kGood && (*stored)->info.requested_hour < hour &&
         dependencies_.writer != nullptr) {
@@ -596,85 +558,95 @@ class Worker {
     }
     for (const auto& pending : ready) {
       --in_flight_;
+      ReplyTarget target{.ticket = pending->ticket, .peer = &pending->peer, .head = pending->head};
       if (!pending->signed_response) {
         Log(LogLevel::kError, "signing_failed", {{"error", pending->signed_response.error().Describe()}});
-        SendException(pending->request, signer::ResponseStatus::kInternalError, pending->method, pending->started);
+        SendException(target, signer::ResponseStatus::kInternalError, pending->method, pending->started);
         continue;
       }
       metrics_.ObserveSignature(pending->sign_seconds);
       metrics_.ObserveAnswer(metrics::AnswerSource::kSigned, 0);
-      SendOcsp(pending->request, *pending->signed_response, pending.get(), pending->head);
-      Observe(pending->request, pending->method, pending->decision.outcome, pending->started,
-              pending->signed_response->size(), pending->metrics_verifier);
+      SendOcsp(target, *pending->signed_response, pending->identity, &pending->decision);
+      Observe(target, pending->method, pending->decision.outcome, pending->started, pending->signed_response->size(),
+              pending->metrics_verifier);
     }
   }
 
-  // RFC 9919 caching for a cacheable answer (`pending.identity` set); `max-age=0, no-cache` otherwise.
-  void AddCacheHeaders(evhttp_request* request, const PendingResponse& pending) {
-    evkeyvalq* headers = evhttp_request_get_output_headers(request);
-    if (!pending.identity || !pending.decision.next_update) {
-      evhttp_add_header(headers, "Cache-Control", kNoCache.data());
+  void Deliver(ReplyTarget& target, HttpReply& reply) {
+    reply.head = target.head;
+    if (target.exchange != nullptr) target.exchange->Reply(reply);
+    else front_end_->Complete(target.ticket, reply);
+  }
+
+  // The texts the cache headers point to, kept until the reply is formatted.
+  struct CacheHeaders {
+    HeaderBuffer cache_control;
+    HeaderBuffer etag;
+  };
+
+  // RFC 9919 caching for a cacheable answer (`identity` set); `max-age=0, no-cache` otherwise.
+  void AddCacheHeaders(HttpReply& reply, const std::optional<std::uint64_t>& identity, const Decision& decision,
+                       CacheHeaders& text) {
+    if (!identity || !decision.next_update) {
+      reply.Add("Cache-Control", kNoCache);
       return;
     }
-    HeaderBuffer buffer;
     const UnixSeconds now = dependencies_.clock.Now();
-    const UnixSeconds next_update = *pending.decision.next_update;
-    evhttp_add_header(headers, "Cache-Control",
-                      FormatCacheControl(MaxAge(now, next_update, snapshot_->config.max_cache_age_seconds), buffer)
-                          .data());
-    evhttp_add_header(headers, "Last-Modified", FormatHttpDate(LatestThisUpdate(pending.decision), buffer).data());
-    evhttp_add_header(headers, "Expires", FormatHttpDate(next_update, buffer).data());
-    evhttp_add_header(headers, "ETag", FormatEtag(*pending.identity, buffer).data());
+    const UnixSeconds next_update = *decision.next_update;
+    reply.Add("Cache-Control",
+              FormatCacheControl(MaxAge(now, next_update, snapshot_->config.max_cache_age_seconds), text.cache_control));
+    reply.Add("Last-Modified", last_modified_.Format(LatestThisUpdate(decision)));
+    reply.Add("Expires", expires_.Format(next_update));
+    reply.Add("ETag", FormatEtag(*identity, text.etag));
   }
 
-  void SendOcsp(evhttp_request* request, ByteView body, const PendingResponse* pending, bool head) {
-    evkeyvalq* headers = evhttp_request_get_output_headers(request);
-    evhttp_add_header(headers, "Content-Type", kOcspResponseType.data());
-    if (pending != nullptr) {
-      AddCacheHeaders(request, *pending);
-    } else {
-      evhttp_add_header(headers, "Cache-Control", kNoCache.data());
-    }
-    if (head) {
-      // evhttp sends no body and no Content-Length for HEAD: say what GET would send.
-      evhttp_add_header(headers, "Content-Length", std::to_string(body.size()).c_str());
-      evhttp_send_reply(request, HTTP_OK, "OK", nullptr);
-      return;
-    }
-    evbuffer_add(output_.get(), body.data(), body.size());
-    evhttp_send_reply(request, HTTP_OK, "OK", output_.get());
+  void SendOcsp(ReplyTarget& target, ByteView body, const std::optional<std::uint64_t>& identity,
+                const Decision* decision) {
+    HttpReply reply;
+    reply.Add("Content-Type", kOcspResponseType);
+    CacheHeaders text;
+    if (decision != nullptr) AddCacheHeaders(reply, identity, *decision, text);
+    else reply.Add("Cache-Control", kNoCache);
+    reply.body = body;
+    Deliver(target, reply);
   }
 
-  void SendException(evhttp_request* request, signer::ResponseStatus status, metrics::Method method,
+  void SendException(ReplyTarget& target, signer::ResponseStatus status, metrics::Method method,
                      Steady::time_point started, metrics::VerifierIndex verifier = metrics::kVerifierNone) {
     // Exceptions are sent unsigned with HTTP 200 (RFC 6960 2.3); caches must not keep them.
     const Bytes& body = exceptions_[static_cast<std::size_t>(status)];
-    SendOcsp(request, body, nullptr, evhttp_request_get_command(request) == EVHTTP_REQ_HEAD);
-    Observe(request, method, OutcomeOf(status), started, body.size(), verifier);
+    SendOcsp(target, body, std::nullopt, nullptr);
+    Observe(target, method, OutcomeOf(status), started, body.size(), verifier);
   }
 
-  void SendRefusal(evhttp_request* request, int code, const char* reason, metrics::Method method,
-                   Steady::time_point started, metrics::VerifierIndex verifier = metrics::kVerifierNone) {
-    evhttp_add_header(evhttp_request_get_output_headers(request), "Cache-Control", kNoCache.data());
-    evhttp_send_reply(request, code, reason, nullptr);
-    Observe(request, method, metrics::Outcome::kRefused, started, 0, verifier);
+  void SendRefusal(ReplyTarget& target, int code, std::string_view reason, metrics::Method method,
+                   Steady::time_point started, metrics::VerifierIndex verifier = metrics::kVerifierNone,
+                   std::optional<HttpHeader> extra = std::nullopt) {
+    HttpReply reply;
+    reply.status = code;
+    reply.reason = reason;
+    reply.Add("Cache-Control", kNoCache);
+    if (extra) reply.Add(extra->name, extra->value);
+    Deliver(target, reply);
+    Observe(target, method, metrics::Outcome::kRefused, started, 0, verifier);
   }
 
-  void SendJson(evhttp_request* request, int code, const char* reason, std::string_view json) {
-    evkeyvalq* headers = evhttp_request_get_output_headers(request);
-    evhttp_add_header(headers, "Content-Type", "application/json");
-    evhttp_add_header(headers, "Cache-Control", "no-store");
-    evbuffer_add(output_.get(), json.data(), json.size());
-    evhttp_send_reply(request, code, reason, output_.get());
+  void SendJson(ReplyTarget& target, int code, std::string_view reason, std::string_view json) {
+    HttpReply reply;
+    reply.status = code;
+    reply.reason = reason;
+    reply.Add("Content-Type", "application/json");
+    reply.Add("Cache-Control", "no-store");
+    reply.body = ByteView(reinterpret_cast<const std::uint8_t*>(json.data()), json.size());
+    Deliver(target, reply);
   }
 
-  void SendReadiness(evhttp_request* request) {
+  void SendReadiness(ReplyTarget& target) {
     const auto renewed = txn_->Renew();
     const Readiness readiness = CheckReadiness(*snapshot_, dependencies_.store, renewed ? txn_->get() : nullptr,
                                                dependencies_.clock.Now());
     if (renewed) txn_->Reset();
-    SendJson(request, readiness.ready ? HTTP_OK : HTTP_SERVUNAVAIL, readiness.ready ? "OK" : "Service Unavailable",
-             readiness.json);
+    SendJson(target, readiness.ready ? 200 : 503, readiness.ready ? "OK" : "Service Unavailable", readiness.json);
   }
 
   // The access log's name for a metrics slot: the registry's name for a named one.
@@ -687,21 +659,24 @@ class Worker {
     return "unregistered";
   }
 
-  // After the reply is handed to libevent (the request object stays valid until this callback returns).
-  void Observe(evhttp_request* request, metrics::Method method, metrics::Outcome outcome, Steady::time_point started,
+  // After the reply is formatted.
+  void Observe(const ReplyTarget& target, metrics::Method method, metrics::Outcome outcome, Steady::time_point started,
                std::size_t bytes, metrics::VerifierIndex verifier = metrics::kVerifierNone) {
     if (!metrics_.enabled() && !access_log_) return;  // metrics.enabled = false: not even a clock read
     const double seconds = std::chrono::duration<double>(Steady::now() - started).count();
     metrics_.ObserveRequest(method, outcome, verifier, seconds, bytes);
     if (access_log_) {
-      char* address = nullptr;
-      ev_uint16_t port = 0;
-      if (evhttp_connection* connection = evhttp_request_get_connection(request)) {
-        evhttp_connection_get_peer(connection, &address, &port);
+      std::array<char, INET6_ADDRSTRLEN> address{};
+      if (target.peer != nullptr) {
+        const auto* peer = reinterpret_cast<const sockaddr*>(target.peer);
+        const void* raw = peer->sa_family == AF_INET6
+                              ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr)
+                              : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(peer)->sin_addr);
+        if (peer->sa_family != AF_INET && peer->sa_family != AF_INET6) address[0] = '\0';
+        else ::inet_ntop(peer->sa_family, raw, address.data(), address.size());
       }
-      access_log_->Append({dependencies_.clock.Now(), VerifierName(verifier),
-                           address != nullptr ? std::string_view(address) : std::string_view(), method, outcome,
-                           seconds, bytes});
+      access_log_->Append({dependencies_.clock.Now(), VerifierName(verifier), std::string_view(address.data()),
+                           method, outcome, seconds, bytes});
     }
   }
 
@@ -710,11 +685,8 @@ class Worker {
   ConnectionLimits& limits_;
   FrontEndCounters& counters_;
   std::array<Bytes, 7> exceptions_;  // indexed by ResponseStatus
-  std::vector<Socket> sockets_;
-  EventBasePtr base_;  // declared before guard_, http_ and wake_ so it is freed after them
-  std::unique_ptr<ConnectionGuard> guard_;  // freed after http_: evhttp drops its connections first
-  EvhttpPtr http_;
-  std::vector<evhttp_bound_socket*> bound_;  // owned by http_; empty once draining
+  EventBasePtr base_;  // declared first among the libevent handles so it is freed after them
+  std::unique_ptr<HttpFrontEnd> front_end_;
   EventPtr wake_;
   EventPtr heartbeat_;
   EventPtr drain_;
@@ -723,14 +695,13 @@ class Worker {
   std::optional<Steady::time_point> quiet_since_;  // loop thread only
   std::size_t in_flight_ = 0;  // handed to the signing pool, reply not sent yet; loop thread only
   std::atomic<Steady::rep> heartbeat_ticks_{0};
-  EventPtr resume_accept_;
-  Steady::time_point last_pause_log_{};
-  std::uint64_t accept_pauses_ = 0;
-  EvbufferPtr output_;
   EventPtr flush_;
   metrics::WorkerMetrics& metrics_;
   std::optional<AccessLogWriter> access_log_;
   std::optional<store::ReadTxn> txn_;
+  Bytes get_body_;  // a GET request's decoded DER; its capacity is kept from request to request
+  DateMemo last_modified_;
+  DateMemo expires_;
   double nonce_tokens_ = 0;
   Steady::time_point nonce_refilled_ = Steady::now();
   std::shared_ptr<const Snapshot> snapshot_;  // this loop's own; replaced only on this loop
@@ -744,10 +715,46 @@ class Worker {
 };
 
 // The main thread's loop: signals, reloads and the metrics listener.
+// /metrics, on the control loop, through the same hardened front end as OCSP (caps, timeouts, accept pause).
+class MetricsHandler final : public HttpHandler {
+ public:
+  explicit MetricsHandler(metrics::ResponderMetrics& metrics) : metrics_(metrics) {}
+  void OnRequest(HttpExchange& exchange) override {
+    const HttpRequest& request = exchange.request();
+    HttpReply reply;
+    reply.head = request.method == HttpMethod::kHead;
+    const std::string_view path = RequestPath(request.target);
+    if (request.method != HttpMethod::kGet && request.method != HttpMethod::kHead) {
+      reply.status = 405;
+      reply.reason = "Method Not Allowed";
+      reply.Add("Allow", "GET, HEAD");
+      exchange.Reply(reply);
+      return;
+    }
+    if (path != "/metrics" && !path.starts_with("/metrics?")) {
+      reply.status = 404;
+      reply.reason = "Not Found";
+      exchange.Reply(reply);
+      return;
+    }
+    body_ = metrics_.Serialize();
+    reply.Add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    reply.body = ByteView(reinterpret_cast<const std::uint8_t*>(body_.data()), body_.size());
+    exchange.Reply(reply);
+  }
+
+ private:
+  metrics::ResponderMetrics& metrics_;
+  std::string body_;
+};
+
 struct Server::Control {
-  EventBasePtr base;
-  EvhttpPtr metrics_http;
-  Socket metrics_socket;
+  EventBasePtr base;  // first: freed after every handle on it
+  std::unique_ptr<MetricsHandler> metrics_handler;
+  // A scraper or two: small caps of its own, apart from the OCSP listeners' (a flood there leaves /metrics).
+  ConnectionLimits metrics_limits{64, 16};
+  ConnectionCounters metrics_counters;
+  std::unique_ptr<HttpFrontEnd> metrics_front_end;
   EventPtr sigint;
   EventPtr sigterm;
   EventPtr sighup;
@@ -756,8 +763,6 @@ struct Server::Control {
   EventPtr stop;
   EventPtr reload;    // RequestReload from any thread
   EventPtr switched;  // a worker switched to a new snapshot
-  metrics::ResponderMetrics* metrics = nullptr;
-  EvbufferPtr output;
   std::shared_ptr<const Snapshot> current;  // the newest snapshot handed to the workers
   bool reload_in_progress = false;
   Steady::time_point reload_started;
@@ -830,11 +835,9 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
 
   auto control = std::make_unique<Control>();
   control->base.reset(event_base_new());
-  control->output.reset(evbuffer_new());
-  control->metrics = &dependencies.metrics;
   control->current = dependencies.snapshot;
   server->published_ = dependencies.snapshot;
-  if (!control->base || !control->output) return Fail(ErrorCode::kInternal, "event_base_new failed");
+  if (!control->base) return Fail(ErrorCode::kInternal, "event_base_new failed");
   auto on_signal = [](evutil_socket_t, short, void* base) {
     event_base_loopbreak(static_cast<event_base*>(base));
   };
@@ -879,30 +882,15 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
                                                      : Listen(*config.metrics_listen, /*reuse_port=*/false);
     if (!socket) return std::unexpected(socket.error());
     server->metrics_port_ = BoundPort(socket->get());
-    control->metrics_socket = std::move(*socket);
-    control->metrics_http.reset(evhttp_new(control->base.get()));
-    evhttp_set_allowed_methods(control->metrics_http.get(), EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_timeout(control->metrics_http.get(), 30);
-    evhttp_set_gencb(
-        control->metrics_http.get(),
-        [](evhttp_request* request, void* arg) {
-          auto* self = static_cast<Control*>(arg);
-          const std::string_view path = RequestPath(evhttp_request_get_uri(request));
-          if (path != "/metrics" && !path.starts_with("/metrics?")) {
-            evhttp_send_error(request, HTTP_NOTFOUND, nullptr);
-            return;
-          }
-          const std::string body = self->metrics->Serialize();
-          evhttp_add_header(evhttp_request_get_output_headers(request), "Content-Type",
-                            "text/plain; version=0.0.4; charset=utf-8");
-          evbuffer_add(self->output.get(), body.data(), body.size());
-          evhttp_send_reply(request, HTTP_OK, "OK", self->output.get());
-        },
-        control.get());
-    if (evhttp_accept_socket_with_handle(control->metrics_http.get(), control->metrics_socket.get()) == nullptr) {
-      return Fail(ErrorCode::kIo, "evhttp cannot accept on the metrics socket");
+    control->metrics_handler = std::make_unique<MetricsHandler>(dependencies.metrics);
+    control->metrics_front_end = std::make_unique<HttpFrontEnd>(
+        control->base.get(), *control->metrics_handler,
+        HttpLimits{.max_head_bytes = 8192, .max_body_bytes = 0, .header_timeout = std::chrono::seconds(10),
+                   .idle_timeout = std::chrono::seconds(30)},
+        control->metrics_limits, control->metrics_counters);
+    if (auto listening = control->metrics_front_end->Listen(std::move(*socket)); !listening) {
+      return std::unexpected(listening.error());
     }
-    control->metrics_socket.Release();  // evhttp_free closes it now
   }
   server->control_ = std::move(control);
   server->dependencies_.snapshot.reset();  // the workers and the control loop hold it now

@@ -1,7 +1,7 @@
 // The HTTP front end: libevent workers that answer OCSP over HTTP (RFC 6960 Appendix A), and the control
 // loop (signals, reload, /metrics).
 //
-// Each worker thread owns an event_base, an evhttp, a ConnectionGuard and its own SO_REUSEPORT socket on
+// Each worker thread owns an event_base, an HttpFrontEnd (http1.h) and its own SO_REUSEPORT socket on
 // every OCSP listen address, a read transaction it resets and renews per request, its rate-limit buckets
 // and a shared_ptr to the current Snapshot (configuration, issuers, signers, registry). A worker routes
 // (path prefix, /healthz, /readyz), admits (verifier registry, rate limit), decodes, asks the Snapshot's
