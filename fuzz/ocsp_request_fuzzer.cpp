@@ -5,11 +5,14 @@
 //  1. DecodeRequest and DecodeGetPath never crash.
 //  2. What DecodeRequest accepts, d2i_OCSP_REQUEST accepts whole; the result keeps the limits (1 to
 //     max_certids CertIDs, minimal serial magnitudes, a nonce of 1-128 octets).
-//  3. An accepted DER request survives every GET encoding that DecodeGetPath promises to tolerate (standard
+//  3. What DecodeRequestQuick (the hand decoder) takes, DecodeRequest takes too, with the same CertIDs, serials
+//     and nonce.
+//  4. An accepted DER request survives every GET encoding that DecodeGetPath promises to tolerate (standard
 //     and URL-safe base64, percent-escapes in any case, '+' as a space, missing padding, leading slashes): the
 //     decoded bytes are the request again.
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -64,6 +67,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // As a POST body.
   for (const unsigned max_certids : {1u, 8u}) {
+    ocsp::responder::DecodedRequest quick;
+    if (ocsp::responder::DecodeRequestQuick(input, {max_certids}, quick)) {
+      auto full = ocsp::responder::DecodeRequest(input, {max_certids});
+      if (!full) Fail(input, "DecodeRequestQuick takes what DecodeRequest refuses: " + full.error().message);
+      if (full->certs.size() != quick.certs.size() || full->nonce != quick.nonce) Fail(input, "the decoders disagree");
+      for (std::size_t i = 0; i < quick.certs.size(); ++i) {
+        const auto& a = quick.certs[i];
+        const auto& b = full->certs[i];
+        if (a.algorithm != b.algorithm || a.serial != b.serial || !std::ranges::equal(a.name_hash, b.name_hash) ||
+            !std::ranges::equal(a.key_hash, b.key_hash)) {
+          Fail(input, "the decoders disagree on CertID " + std::to_string(i));
+        }
+      }
+    }
     auto decoded = ocsp::responder::DecodeRequest(input, {max_certids});
     if (!decoded) continue;
     const unsigned char* cursor = data;

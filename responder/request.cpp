@@ -1,6 +1,8 @@
 #include "responder/request.h"
 
+#include <algorithm>
 #include <array>
+#include <initializer_list>
 
 namespace ocsp::responder {
 namespace {
@@ -43,7 +45,104 @@ Result<void> CheckNonceLength(ByteView extension_value) {
   return {};
 }
 
+// One DER element with a one-octet tag and a minimal definite length, taken from the front of `in`.
+bool Take(ByteView& in, std::uint8_t tag, ByteView& content) {
+  if (in.size() < 2 || in[0] != tag) return false;
+  std::size_t length = in[1];
+  std::size_t header = 2;
+  if (length == 0x81) {
+    if (in.size() < 3 || in[2] < 0x80) return false;
+    length = in[2];
+    header = 3;
+  } else if (length == 0x82) {
+    if (in.size() < 4) return false;
+    length = (std::size_t{in[2]} << 8) | in[3];
+    if (length < 0x100) return false;
+    header = 4;
+  } else if (length >= 0x80) {
+    return false;  // longer than an OCSP request can be here, or indefinite (BER)
+  }
+  if (in.size() - header < length) return false;
+  content = in.subspan(header, length);
+  in = in.subspan(header + length);
+  return true;
+}
+
+bool SameBytes(ByteView a, std::initializer_list<std::uint8_t> b) { return std::ranges::equal(a, b); }
+
+std::optional<store::HashAlgorithm> HashFromOid(ByteView oid) {
+  if (SameBytes(oid, {0x2b, 0x0e, 0x03, 0x02, 0x1a})) return store::HashAlgorithm::kSha1;
+  if (SameBytes(oid, {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01})) return store::HashAlgorithm::kSha256;
+  if (SameBytes(oid, {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02})) return store::HashAlgorithm::kSha384;
+  if (SameBytes(oid, {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03})) return store::HashAlgorithm::kSha512;
+  return std::nullopt;
+}
+
+constexpr std::initializer_list<std::uint8_t> kNonceOid = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02};
+
 }  // namespace
+
+bool DecodeRequestQuick(ByteView der, const RequestLimits& limits, DecodedRequest& out) {
+  out.request.reset();
+  out.certs.clear();
+  out.nonce.reset();
+  ByteView in = der;
+  ByteView ocsp_request;
+  ByteView tbs;
+  ByteView list;
+  // optionalSignature, a version or a requestor name: the full decoder's.
+  if (!Take(in, 0x30, ocsp_request) || !in.empty()) return false;
+  if (!Take(ocsp_request, 0x30, tbs) || !ocsp_request.empty()) return false;
+  if (!Take(tbs, 0x30, list) || list.empty()) return false;
+  while (!list.empty()) {
+    ByteView request;
+    ByteView cert_id;
+    ByteView algorithm;
+    ByteView oid;
+    RequestedCert cert;
+    if (out.certs.size() == limits.max_certids) return false;
+    if (!Take(list, 0x30, request) || !Take(request, 0x30, cert_id) || !request.empty()) return false;
+    if (!Take(cert_id, 0x30, algorithm) || !Take(algorithm, 0x06, oid)) return false;
+    ByteView parameters;
+    if (!algorithm.empty() && (!Take(algorithm, 0x05, parameters) || !parameters.empty() || !algorithm.empty())) {
+      return false;
+    }
+    cert.algorithm = HashFromOid(oid);
+    if (!cert.algorithm) return false;
+    ByteView serial;
+    if (!Take(cert_id, 0x04, cert.name_hash) || !Take(cert_id, 0x04, cert.key_hash) ||
+        !Take(cert_id, 0x02, serial) || !cert_id.empty()) {
+      return false;
+    }
+    // Empty, negative or padded INTEGERs: the full decoder refuses or reports them.
+    if (serial.empty() || (serial[0] & 0x80) != 0 || (serial.size() > 1 && serial[0] == 0 && (serial[1] & 0x80) == 0)) {
+      return false;
+    }
+    while (serial.size() > 1 && serial[0] == 0) serial = serial.subspan(1);
+    cert.serial.assign(serial.begin(), serial.end());
+    out.certs.push_back(std::move(cert));
+  }
+  if (tbs.empty()) return true;
+  ByteView tagged;
+  ByteView extensions;
+  if (!Take(tbs, 0xa2, tagged) || !tbs.empty() || !Take(tagged, 0x30, extensions) || !tagged.empty() ||
+      extensions.empty()) {
+    return false;
+  }
+  while (!extensions.empty()) {
+    ByteView extension;
+    ByteView id;
+    ByteView value;
+    // Another extension, a critical flag, or a second nonce: the full decoder's.
+    if (!Take(extensions, 0x30, extension) || !Take(extension, 0x06, id) || !std::ranges::equal(id, kNonceOid) ||
+        !Take(extension, 0x04, value) || !extension.empty() || out.nonce) {
+      return false;
+    }
+    if (!CheckNonceLength(value)) return false;
+    out.nonce = Bytes(value.begin(), value.end());
+  }
+  return true;
+}
 
 Result<DecodedRequest> DecodeRequest(ByteView der, const RequestLimits& limits) {
   DecodedRequest decoded;

@@ -29,12 +29,20 @@ struct RequestedCert {
 };
 
 struct DecodedRequest {
-  UniquePtr<OCSP_REQUEST> request;
+  UniquePtr<OCSP_REQUEST> request;  // null after DecodeRequestQuick: no CertID objects, views into the DER
   std::vector<RequestedCert> certs;
   std::optional<Bytes> nonce;  // the nonce extension's extnValue bytes, to echo verbatim
 };
 
 Result<DecodedRequest> DecodeRequest(ByteView der, const RequestLimits& limits);
+
+// The common request decoded by hand, without OpenSSL's template decoder (a few dozen allocations): strict
+// DER with minimal lengths, no version, requestor name or signature, no per-CertID extensions, a hash algorithm
+// we serve (parameters NULL or absent), at most a nonce among the request extensions, and limits kept. True
+// when `der` is such a request: `out` then holds what DecodeRequest would give, except that `request` and
+// every `cert_id` are null and the hashes view `der`. False for anything else, valid or not: DecodeRequest
+// (which accepts a superset) decides. `out` is reused: its vector keeps its capacity.
+bool DecodeRequestQuick(ByteView der, const RequestLimits& limits, DecodedRequest& out);
 
 // The DER request carried in a GET path: `path` is what follows the responder's prefix, still URL-encoded.
 // Tolerates what clients really send: leading or doubled slashes before the data, '%2F', '%2B', '%3D' in any

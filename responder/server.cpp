@@ -395,13 +395,17 @@ class Worker final : public HttpHandler {
       der = get_body_;
     }
 
-    auto decoded = DecodeRequest(der, RequestLimits{config_.max_certids_per_request});
-    if (!decoded) {
-      Log(LogLevel::kDebug, "malformed_request", {{"why", decoded.error().message}});
-      SendException(target, signer::ResponseStatus::kMalformedRequest, method, started);
-      return;
+    const RequestLimits request_limits{config_.max_certids_per_request};
+    DecodedRequest& request_certs = decoded_;
+    if (!DecodeRequestQuick(der, request_limits, request_certs)) {
+      auto decoded = DecodeRequest(der, request_limits);
+      if (!decoded) {
+        Log(LogLevel::kDebug, "malformed_request", {{"why", decoded.error().message}});
+        SendException(target, signer::ResponseStatus::kMalformedRequest, method, started);
+        return;
+      }
+      request_certs = std::move(*decoded);
     }
-    DecodedRequest& request_certs = *decoded;
 
     // A verifier registered for one environment asks only that environment's issuers.
     if (verifier && !SameEnvironment(snapshot, snapshot.registry->at(*verifier).environment, request_certs)) {
@@ -462,6 +466,19 @@ class Worker final : public HttpHandler {
       return;
     }
     txn_->Reset();  // a snapshot held longer would pin old pages while imports run
+
+    // The signer copies each CertID as OpenSSL decoded it: a request decoded by hand is decoded again.
+    if (!request_certs.request) {
+      auto decoded = DecodeRequest(der, request_limits);
+      if (!decoded || decoded->certs.size() != decision.answers.size()) {
+        Log(LogLevel::kError, "request_redecode_failed", {{"why", decoded ? "CertID count" : decoded.error().message}});
+        SendException(target, signer::ResponseStatus::kInternalError, method, started);
+        return;
+      }
+      for (std::size_t i = 0; i < decision.answers.size(); ++i) decision.answers[i].cert_id = decoded->certs[i].cert_id;
+      decoded->nonce = std::move(request_certs.nonce);  // as decided above: kept only when echoed
+      request_certs = std::move(*decoded);
+    }
 
     auto pending = std::make_shared<PendingResponse>();
     pending->peer = exchange.peer();
@@ -700,6 +717,7 @@ class Worker final : public HttpHandler {
   std::optional<AccessLogWriter> access_log_;
   std::optional<store::ReadTxn> txn_;
   Bytes get_body_;  // a GET request's decoded DER; its capacity is kept from request to request
+  DecodedRequest decoded_;  // the request being handled; its vector's capacity is kept likewise
   DateMemo last_modified_;
   DateMemo expires_;
   double nonce_tokens_ = 0;

@@ -105,3 +105,82 @@ TEST_CASE("request: GET paths that are not base64 are refused") {
   CHECK_FALSE(DecodeGetPath("/M").has_value());    // a lone character is not even one octet
   CHECK_FALSE(DecodeGetPath("/MEJ").has_value());  // non-zero leftover bits: not canonical
 }
+
+namespace {
+
+// The two decoders agree on everything DecodeRequestQuick takes.
+void CheckSameAsFull(const Bytes& der, const RequestLimits& limits = {}) {
+  DecodedRequest quick;
+  REQUIRE(DecodeRequestQuick(der, limits, quick));
+  auto full = DecodeRequest(der, limits);
+  REQUIRE(full.has_value());
+  CHECK(quick.request == nullptr);
+  REQUIRE(quick.certs.size() == full->certs.size());
+  for (std::size_t i = 0; i < quick.certs.size(); ++i) {
+    CHECK(quick.certs[i].cert_id == nullptr);
+    CHECK(quick.certs[i].algorithm == full->certs[i].algorithm);
+    CHECK(std::ranges::equal(quick.certs[i].name_hash, full->certs[i].name_hash));
+    CHECK(std::ranges::equal(quick.certs[i].key_hash, full->certs[i].key_hash));
+    CHECK(quick.certs[i].serial == full->certs[i].serial);
+  }
+  CHECK(quick.nonce == full->nonce);
+}
+
+}  // namespace
+
+TEST_CASE("request: the hand decoder gives what OpenSSL's does for the common requests") {
+  const TestCa ca = TestCa::Create();
+  CheckSameAsFull(MakeRequest(ca.certificate.get(), {Serial(0x1001)}, EVP_sha1()));
+  CheckSameAsFull(MakeRequest(ca.certificate.get(), {Serial(0x80)}, EVP_sha256()));  // a padded positive serial
+  CheckSameAsFull(MakeRequest(ca.certificate.get(), {Serial(0)}, EVP_sha384()));
+  CheckSameAsFull(MakeRequest(ca.certificate.get(), {Serial(0x1001), Serial(0xffff)}, EVP_sha512(), Bytes(16, 0x5a)));
+  CheckSameAsFull(MakeRequest(ca.certificate.get(), {Serial(7)}, EVP_sha1(), Bytes(128, 1)));
+  CheckSameAsFull(MakeRequest(ca.certificate.get(), {Serial(7)}, EVP_sha1(), Bytes(1, 1)));
+  CheckSameAsFull(AwkwardRequest(ca));
+  // The vector is reused from one request to the next.
+  DecodedRequest reused;
+  REQUIRE(DecodeRequestQuick(MakeRequest(ca.certificate.get(), {Serial(1), Serial(2)}, EVP_sha1()), {}, reused));
+  REQUIRE(DecodeRequestQuick(MakeRequest(ca.certificate.get(), {Serial(3)}, EVP_sha1()), {}, reused));
+  REQUIRE(reused.certs.size() == 1);
+  CHECK(reused.certs[0].serial == Serial(3));
+  CHECK_FALSE(reused.nonce.has_value());
+}
+
+TEST_CASE("request: the hand decoder leaves anything unusual to OpenSSL's decoder") {
+  const TestCa ca = TestCa::Create();
+  DecodedRequest out;
+  const Bytes plain = MakeRequest(ca.certificate.get(), {Serial(0x1001)}, EVP_sha1());
+  // Trailing bytes, a truncated request, garbage.
+  Bytes trailing = plain;
+  trailing.push_back(0);
+  CHECK_FALSE(DecodeRequestQuick(trailing, {}, out));
+  CHECK_FALSE(DecodeRequestQuick(ByteView(plain).first(plain.size() - 1), {}, out));
+  CHECK_FALSE(DecodeRequestQuick(AsBytes("definitely not DER"), {}, out));
+  // A non-minimal length: the same request with its outer length in long form.
+  Bytes long_form = {0x30, 0x81};
+  long_form.push_back(plain[1]);
+  long_form.insert(long_form.end(), plain.begin() + 2, plain.end());
+  REQUIRE(plain[1] < 0x80);
+  CHECK_FALSE(DecodeRequestQuick(long_form, {}, out));
+  // Over the CertID limit, and an unserved hash algorithm (the authority answers those).
+  CHECK_FALSE(DecodeRequestQuick(MakeRequest(ca.certificate.get(), {Serial(1), Serial(2)}, EVP_sha1()), {1}, out));
+  CHECK_FALSE(DecodeRequestQuick(MakeRequest(ca.certificate.get(), {Serial(1)}, EVP_sha224()), {}, out));
+  // A nonce out of bounds is the full decoder's to refuse.
+  CHECK_FALSE(DecodeRequestQuick(MakeRequest(ca.certificate.get(), {Serial(1)}, EVP_sha1(), Bytes(129, 1)), {}, out));
+  // A version field (v1 spelled out) is legal but unusual: decoded by OpenSSL.
+  {
+    UniquePtr<OCSP_REQUEST> request(OCSP_REQUEST_new());
+    UniquePtr<OCSP_CERTID> id(OCSP_cert_to_id(EVP_sha1(), nullptr, ca.certificate.get()));
+    REQUIRE(request);
+    REQUIRE(id);
+    REQUIRE(OCSP_request_add0_id(request.get(), id.release()) != nullptr);
+    REQUIRE(OCSP_request_set1_name(request.get(), X509_get_subject_name(ca.certificate.get())) == 1);  // a requestorName
+    unsigned char* buffer = nullptr;
+    const int length = i2d_OCSP_REQUEST(request.get(), &buffer);
+    REQUIRE(length > 0);
+    const Bytes der(buffer, buffer + length);
+    OPENSSL_free(buffer);
+    CHECK_FALSE(DecodeRequestQuick(der, {}, out));
+    CHECK(DecodeRequest(der, {}).has_value());
+  }
+}
