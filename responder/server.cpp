@@ -508,6 +508,7 @@ class Worker final : public HttpHandler {
       worker->PostCompletion(pending);
     });
     if (accepted) {
+      // Set after the job may already run: only this loop thread reads the ticket (in DrainInbox, later).
       pending->ticket = exchange.Defer();
       ++in_flight_;
     } else {
