@@ -81,7 +81,7 @@ Result<void> ConnectionGuard::Attach(evhttp* http) {
   accepted_.reset(event_new(base_, -1, 0, &ConnectionGuard::OnAccepted, this));
   sweep_.reset(event_new(base_, -1, EV_PERSIST, &ConnectionGuard::OnSweep, this));
   closed_.reset(event_new(base_, -1, 0, [](evutil_socket_t, short, void* self) {
-    static_cast<ConnectionGuard*>(self)->Sweep(false);
+    static_cast<ConnectionGuard*>(self)->CollectClosed();
   }, this));
   if (!accepted_ || !sweep_ || !closed_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
   const timeval second{1, 0};
@@ -101,6 +101,7 @@ bufferevent* ConnectionGuard::NewBufferevent(event_base* base, void* self) {
   connection->bev = bev;
   connection->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), &ConnectionGuard::OnInput, connection.get());
   bufferevent_incref(bev);
+  guard->counters_.tracked.fetch_add(1, std::memory_order_relaxed);
   guard->fresh_.push_back(connection.get());
   guard->connections_.emplace(bev, std::move(connection));
   event_active(guard->accepted_.get(), EV_READ, 0);
@@ -122,6 +123,19 @@ void ConnectionGuard::OnAccepted(evutil_socket_t, short, void* self) {
 }
 
 void ConnectionGuard::Admit(Connection& connection) {
+  // evhttp made this connection in the accept callback that has just returned, and set itself as our
+  // bufferevent's callback argument (libevent 2.1, evhttp_connection_base_bufferevent_new). Checked before
+  // use: that connection's bufferevent must be this one. Hooking its close now, not when a request arrives,
+  // releases the record, the slot and the descriptor as soon as evhttp frees the connection, for connections
+  // that never deliver a request too (refused, 400, 408, 413, client gone): otherwise the sweep found them
+  // up to a second later, and the descriptor stayed open that long.
+  bufferevent_data_cb read_cb = nullptr;
+  void* argument = nullptr;
+  bufferevent_getcb(connection.bev, &read_cb, nullptr, nullptr, &argument);
+  auto* evcon = static_cast<evhttp_connection*>(argument);
+  if (read_cb != nullptr && evcon != nullptr && evhttp_connection_get_bufferevent(evcon) == connection.bev) {
+    HookClose(connection, evcon);
+  }
   const int fd = bufferevent_getfd(connection.bev);
   sockaddr_storage peer{};
   socklen_t length = sizeof peer;
@@ -144,21 +158,38 @@ void ConnectionGuard::RequestArrived(evhttp_request* request) {
   if (it == connections_.end()) return;
   Connection& connection = *it->second;
   connection.request_started = {};
-  if (!connection.has_closecb) {
-    // Known now: collect the record as soon as evhttp frees the connection instead of at the next sweep.
-    evhttp_connection_set_closecb(evcon, &ConnectionGuard::OnClosed, this);
-    connection.has_closecb = true;
+  HookClose(connection, evcon);  // normally done at admission already
+}
+
+void ConnectionGuard::HookClose(Connection& connection, evhttp_connection* evcon) {
+  if (connection.has_closecb) return;
+  evhttp_connection_set_closecb(evcon, &ConnectionGuard::OnClosed, this);
+  connection.has_closecb = true;
+}
+
+void ConnectionGuard::OnClosed(evhttp_connection* evcon, void* self) {
+  // evhttp calls this at the start of evhttp_connection_free; the bufferevent is freed after it returns, so
+  // the record is collected from closed_, which runs once this callback's caller is done.
+  auto* guard = static_cast<ConnectionGuard*>(self);
+  guard->closing_.push_back(evhttp_connection_get_bufferevent(evcon));
+  event_active(guard->closed_.get(), EV_READ, 0);
+}
+
+void ConnectionGuard::CollectClosed() {
+  std::vector<bufferevent*> closing;
+  closing.swap(closing_);
+  for (bufferevent* bev : closing) {
+    const auto it = connections_.find(bev);
+    if (it == connections_.end()) continue;  // collected already
+    bufferevent_event_cb error_cb = nullptr;
+    bufferevent_getcb(bev, nullptr, nullptr, &error_cb, nullptr);
+    if (error_cb == nullptr) Drop(it);  // freed by evhttp (else the sweep looks again)
   }
 }
 
-void ConnectionGuard::OnClosed(evhttp_connection*, void* self) {
-  // evhttp calls this at the start of evhttp_connection_free; the bufferevent is freed after it returns.
-  event_active(static_cast<ConnectionGuard*>(self)->closed_.get(), EV_READ, 0);
-}
+void ConnectionGuard::OnSweep(evutil_socket_t, short, void* self) { static_cast<ConnectionGuard*>(self)->Sweep(); }
 
-void ConnectionGuard::OnSweep(evutil_socket_t, short, void* self) { static_cast<ConnectionGuard*>(self)->Sweep(true); }
-
-void ConnectionGuard::Sweep(bool timeouts) {
+void ConnectionGuard::Sweep() {
   const auto now = Steady::now();
   for (auto it = connections_.begin(); it != connections_.end();) {
     Connection& connection = *it->second;
@@ -171,7 +202,7 @@ void ConnectionGuard::Sweep(bool timeouts) {
       Drop(it++);
       continue;
     }
-    if (timeouts && !connection.refused && connection.request_started != Steady::time_point{} &&
+    if (!connection.refused && connection.request_started != Steady::time_point{} &&
         now - connection.request_started > header_timeout_) {
       counters_.header_timeouts.fetch_add(1, std::memory_order_relaxed);
       connection.refused = true;
@@ -185,7 +216,8 @@ void ConnectionGuard::Drop(std::unordered_map<bufferevent*, std::unique_ptr<Conn
   Connection& connection = *it->second;
   if (connection.counted) limits_.Release(connection.address);
   evbuffer_remove_cb_entry(bufferevent_get_input(connection.bev), connection.input_cb);
-  bufferevent_decref(connection.bev);
+  bufferevent_decref(connection.bev);  // the last reference: the descriptor closes here
+  counters_.tracked.fetch_sub(1, std::memory_order_relaxed);
   connections_.erase(it);
 }
 

@@ -9,7 +9,10 @@
 //    the cap overall or per address the connection is answered 503 and shut down (evhttp then frees it);
 //  - an evbuffer callback on the connection's input starts a request's clock at its first byte; the
 //    handler stops it when evhttp delivers the complete request. Once a second a sweep answers 408 and
-//    shuts down every connection whose request has taken longer than the header timeout to arrive.
+//    shuts down every connection whose request has taken longer than the header timeout to arrive;
+//  - at admission it sets the connection's close callback, so that when evhttp frees the connection the
+//    record, its slot and (through the reference it drops) the descriptor go at once. The sweep also
+//    collects any record whose connection evhttp freed unseen (one it could not hook), a second late.
 // Idle keep-alive connections are evhttp's: its per-read timeout (responder.idle_timeout_seconds).
 //
 // ConnectionLimits is shared by all workers: atomics only, no lock. The per-address count is kept in
@@ -54,6 +57,9 @@ class ConnectionLimits {
 struct ConnectionCounters {
   std::atomic<std::uint64_t> refused_over_cap{0};
   std::atomic<std::uint64_t> header_timeouts{0};
+  // Connections the guards hold a record (and so a descriptor) for; 0 once every connection evhttp freed
+  // is collected. A gauge, for tests and the fuzz target, which wait for it to return to 0.
+  std::atomic<std::uint64_t> tracked{0};
 };
 
 class ConnectionGuard {
@@ -77,7 +83,9 @@ class ConnectionGuard {
   static void OnSweep(evutil_socket_t, short, void* self);
   static void OnClosed(evhttp_connection* connection, void* self);
   void Admit(Connection& connection);
-  void Sweep(bool timeouts);
+  void HookClose(Connection& connection, evhttp_connection* evcon);
+  void CollectClosed();
+  void Sweep();
   void Drop(std::unordered_map<bufferevent*, std::unique_ptr<Connection>>::iterator it);
 
   event_base* base_;
@@ -86,6 +94,7 @@ class ConnectionGuard {
   std::chrono::seconds header_timeout_;
   std::unordered_map<bufferevent*, std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> fresh_;  // created by the current accept callback, admitted right after it
+  std::vector<bufferevent*> closing_;  // their connections' close callbacks ran: collected by closed_
   EventPtr accepted_;
   EventPtr sweep_;
   EventPtr closed_;  // a connection evhttp is freeing: collect it once the free is done
