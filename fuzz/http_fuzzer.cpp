@@ -21,7 +21,9 @@
 //  3. Every application/ocsp-response body is one DER OCSPResponse; a successful one is signed by the
 //     delegated responder and answers 0x1002 and 0x1003 revoked, any other serial good.
 //  4. After every input, once the connection is closed, the server lets go of it within a second: its
-//     connection guard holds no record (and so no descriptor) any more.
+//     connection guard holds no record (and so no descriptor) any more, and it has never refused a
+//     connection over its caps (one connection at a time never reaches them; a refusal means slots leak,
+//     and inputs would test the 503 path instead of the parser).
 //  5. Every 16 inputs (HTTP_FUZZ_CHECK_EVERY): the server still answers a plain POST for 0x1002 with a
 //     verified "revoked", and every connection is closed on the server's side as well (the process's open
 //     sockets return to where they were), so a mishandled input cannot leak connections unseen.
@@ -130,6 +132,9 @@ void CheckLetGo(std::string_view sent, const std::string& received) {
                                " connection(s) a second after the client closed");
     }
     std::this_thread::yield();
+  }
+  if (const auto refused = server->counters().connections.refused_over_cap.load(); refused != 0) {
+    Fail(sent, received, std::to_string(refused) + " connection(s) refused over the caps");
   }
 }
 
