@@ -764,14 +764,17 @@ def soak(args):
     threads.append(threading.Thread(target=importer, daemon=True))
     for t in threads:
         t.start()
+    parts = []  # (seconds, memory_kib()): RssAnon and RssFile apart
     while time.time() - started < args.seconds and responder.alive():
-        rss.append((time.time() - started, responder.rss_kib()))
+        parts.append((time.time() - started, responder.memory_kib()))
+        rss.append((parts[-1][0], parts[-1][1]["VmRSS"]))
         time.sleep(5)
     stop.set()
     for t in threads:
         t.join(60)
     alive = responder.alive()
-    rss.append((time.time() - started, responder.rss_kib() if alive else 0))
+    parts.append((time.time() - started, responder.memory_kib() if alive else {}))
+    rss.append((parts[-1][0], parts[-1][1].get("VmRSS", 0)))
     responder.stop()
 
     # Every answer must match a CRL that was current at some moment between sending and receiving.
@@ -812,7 +815,9 @@ def soak(args):
         else:
             counts["errors"] += 1
             examples.append(f"signature of a sampled response for {serial:#x} does not verify")
-    warm = next((kib for t, kib in rss if t >= min(60, args.seconds / 10)), rss[0][1])
+    warm_at = min(60, args.seconds / 10)
+    warm = next((kib for t, kib in rss if t >= warm_at), rss[0][1])
+    warm_parts = next((m for t, m in parts if t >= warm_at), parts[0][1])
     final = rss[-1][1]
     growth = 100.0 * (final - warm) / warm if warm else 0.0
     total = len(records)
@@ -831,6 +836,10 @@ def soak(args):
     print(f"| signatures verified (sample) | {verified} of {min(50, len(sampled))} |")
     print(f"| RSS after warm-up → end | {warm / 1024:.1f} → {final / 1024:.1f} MiB ({growth:+.2f}%) |")
     print(f"| RSS samples (every 5 s) | min {min(k for _, k in rss) / 1024:.1f}, max {max(k for _, k in rss) / 1024:.1f} MiB |")
+    for kind, what in (("RssAnon", "heap and stacks"), ("RssFile", "mapped files: the store's pages")):
+        print(f"| {kind} after warm-up → end ({what}) | {warm_parts.get(kind, 0) / 1024:.1f} → "
+              f"{parts[-1][1].get(kind, 0) / 1024:.1f} MiB; samples min {min(m.get(kind, 0) for _, m in parts) / 1024:.1f}, "
+              f"max {max(m.get(kind, 0) for _, m in parts) / 1024:.1f} MiB |")
     for example in examples[:10]:
         log(f"  {example}")
     ok = alive and counts["errors"] == 0 and counts["contradictions"] == 0 and growth < 5.0
