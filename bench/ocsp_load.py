@@ -392,19 +392,35 @@ def attack_idle(port, stop, stats, sources, count=2000):
             stats["refused"] = stats.get("refused", 0) + 1
     stats["open"] = len(socks)
     stop.wait()
-    # Refused over the per-address cap: answered 503 and closed at once (counted here, not as idle).
-    closed_by_server = 0
+    # What each connection got: refused over a cap (503 at once), closed by the idle timeout (EOF, nothing
+    # sent), or still open.
+    outcomes = {}
     for s in socks:
-        s.setblocking(False)
-        try:
-            if s.recv(1) == b"":
-                closed_by_server += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed_by_server += 1
+        outcome = ended(s)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         s.close()
-    stats["closed by server"] = closed_by_server
+    stats["ended"] = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+
+
+def ended(s):
+    """How the server ended an attacker's connection, read without blocking: "503", "408"... (the status it
+    sent before closing), "closed" (EOF, nothing sent), "reset", or "open"."""
+    s.setblocking(False)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        if not data:
+            return "open"
+    except OSError:
+        return "reset" if not data else data[9:12].decode("latin-1")
+    if data.startswith(b"HTTP/1."):
+        return data[9:12].decode("latin-1")
+    return "closed" if not data else "other"
 
 
 def attack_slowloris(port, stop, stats, sources, count=500):
@@ -418,7 +434,7 @@ def attack_slowloris(port, stop, stats, sources, count=500):
         except OSError:
             stats["refused"] = stats.get("refused", 0) + 1
     stats["open"] = len(socks)
-    dropped = 0
+    outcomes = {}
     while not stop.wait(1.0):
         alive = []
         for s in socks:
@@ -426,12 +442,15 @@ def attack_slowloris(port, stop, stats, sources, count=500):
                 s.sendall(b"X")
                 alive.append(s)
             except OSError:
-                dropped += 1
+                outcome = ended(s)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 s.close()
         socks = alive
-    stats["closed by server"] = dropped
     for s in socks:
+        outcome = ended(s)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         s.close()
+    stats["ended"] = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
 
 
 def attack_flood(port, stop, stats, sources, threads=4):
