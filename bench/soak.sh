@@ -2,8 +2,9 @@
 # Soak run: a real ocsp-responder under steady load for a bounded time (default 600 s) with a CRL import every
 # minute that alternates two CRLs (200 serials change status each time). Checks: no error beyond tryLater,
 # every answer matches a CRL that was current at some moment while the request was in flight, a sample of the
-# signatures verifies with `openssl ocsp`, and the responder's RSS grows less than 5% from the end of the
-# warm-up (the first minute, or a tenth of a shorter run) to the end (sampled from /proc/PID/status every 5 s).
+# signatures verifies with `openssl ocsp`, and the responder's heap (RssAnon) grows less than 5% from the end of
+# the warm-up (the first minute, or a tenth of a shorter run) to the end, while its file pages (RssFile: the
+# store, which LMDB maps whole) stay within the store file's size (sampled from /proc/PID/status every 5 s).
 # Prints one table (bench/README.md, "Soak"); the work is done by bench/ocsp_load.py.
 #
 # usage: bench/soak.sh [SECONDS] [--import-every S] [--clients N] [--rate R] [--entries N]

@@ -213,21 +213,21 @@ void Http(const std::filesystem::path& out) {
       {"pipelined.txt", "{{post 1001}}{{get 1002}}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n{{post 1003}}"},
       {"http10.txt", "GET /healthz HTTP/1.0\r\n\r\n"},
       {"http10-keepalive.txt", "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n{{get 1003}}"},
-      {"head.txt", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\nHEAD /healthz HTTP/1.1\r\n\r\n"},
+      {"head.txt", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\nHEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"absolute-uri.txt", "GET http://ocsp.test/healthz?x=1 HTTP/1.1\r\nHost: ocsp.test\r\n\r\n"},
-      {"wrong-type.txt", "POST / HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nabcd"},
+      {"wrong-type.txt", "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nabcd"},
       {"chunked.txt",
-       "POST / HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nTransfer-Encoding: chunked\r\n\r\n"
        "4\r\n0\x82\x00\x00\r\n0\r\n\r\n"s},
       {"der-body.txt",
-       "POST /ocsp HTTP/1.1\r\nContent-Type: Application/OCSP-Request; charset=x\r\nExpect: 100-continue\r\n"
+       "POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: Application/OCSP-Request; charset=x\r\nExpect: 100-continue\r\n"
        "Content-Length: 1000\r\n\r\n{{der 1002}}"},
-      {"methods.txt", "DELETE / HTTP/1.1\r\n\r\nOPTIONS * HTTP/1.1\r\n\r\nCONNECT a:1 HTTP/1.1\r\n\r\n"},
+      {"methods.txt", "DELETE / HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nCONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n"},
       {"folded-header.txt", "GET /healthz HTTP/1.1\r\nX-A: 1\r\n  continued\r\nHost:\r\n\r\n"},
       {"bare-lf.txt", "GET /healthz HTTP/1.1\nHost: x\n\n"},
       {"garbage.txt", "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http at all\r\n\r\n"s},
       {"content-length-twice.txt",
-       "POST / HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: 3\r\nContent-Length: 9\r\n\r\nabc"},
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 3\r\nContent-Length: 9\r\n\r\nabc"},
   };
   for (const auto& [name, text] : seeds) Write(out, name, AsBytes(text));
 }

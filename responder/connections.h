@@ -35,6 +35,9 @@ class ConnectionLimits {
 struct ConnectionCounters {
   std::atomic<std::uint64_t> refused_over_cap{0};
   std::atomic<std::uint64_t> header_timeouts{0};
+  // Connections the front ends hold (and so a descriptor or a reply still due); 0 once every closed one is
+  // freed. A gauge, for tests and the fuzz target, which wait for it to return to 0.
+  std::atomic<std::uint64_t> tracked{0};
 };
 
 }  // namespace ocsp::responder

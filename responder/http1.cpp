@@ -441,6 +441,7 @@ HttpFrontEnd::~HttpFrontEnd() {
   for (HttpConnection* connection : connections_) {
     if (connection->fd_ >= 0) connection_limits_.Release(connection->address_key_);
     delete connection;
+    counters_.tracked.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -499,6 +500,7 @@ void HttpFrontEnd::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addre
   }
   connection->index_ = self->connections_.size();
   self->connections_.push_back(connection.release());
+  self->counters_.tracked.fetch_add(1, std::memory_order_relaxed);
 }
 
 // Out of descriptors (or kernel memory), accept() fails at once and the socket stays readable: libevent would
@@ -573,6 +575,7 @@ void HttpFrontEnd::Close(HttpConnection* connection) {
   connections_[index]->index_ = index;
   connections_.pop_back();
   delete connection;
+  counters_.tracked.fetch_sub(1, std::memory_order_relaxed);
 }
 
 std::string_view HttpFrontEnd::DateField() {

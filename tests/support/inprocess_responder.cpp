@@ -88,6 +88,8 @@ InProcessResponder::~InProcessResponder() {
 
 std::uint16_t InProcessResponder::port() const { return parts_->server->ocsp_port(); }
 
+const responder::FrontEndCounters& InProcessResponder::counters() const { return parts_->server->counters(); }
+
 Bytes InProcessResponder::Request(std::uint64_t serial) const {
   return MakeRequest(ca_.certificate.get(), {Serial(serial)}, EVP_sha1());
 }

@@ -15,6 +15,10 @@
 #include "common/bytes.h"
 #include "tests/support/test_pki.h"
 
+namespace ocsp::responder {
+struct FrontEndCounters;
+}
+
 namespace ocsp::testing {
 
 struct InProcessOptions {
@@ -34,6 +38,8 @@ class InProcessResponder {
 
   [[nodiscard]] std::uint16_t port() const;
   [[nodiscard]] const TestCa& ca() const { return ca_; }
+  // The server's front-end counters (relaxed atomics): refusals, and the connections it still holds.
+  [[nodiscard]] const responder::FrontEndCounters& counters() const;
   // A DER OCSP request for `serial` of the test CA (SHA-1 CertID, no nonce).
   [[nodiscard]] Bytes Request(std::uint64_t serial) const;
 
