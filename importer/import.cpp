@@ -187,7 +187,9 @@ store::RevokedEntry ToStored(const CrlEntry& entry, std::uint32_t partition_no) 
 // through a sorted index of entry offsets when it is not.
 class FileEntries {
  public:
-  explicit FileEntries(PreparedFile& file) : file_(&file), reader_(file.parser->Entries()) {}
+  // `release_step`: how far the walk goes between two hand-backs of walked pages (see Advance).
+  FileEntries(PreparedFile& file, std::size_t release_step)
+      : file_(&file), reader_(file.parser->Entries()), release_step_(release_step) {}
 
   Result<void> BuildSortedIndex() {
     file_->FinishHash();  // the walk will not be in file order: hash everything first
@@ -231,11 +233,12 @@ class FileEntries {
     }
     previous_ = current_.serial;
     have_previous_ = true;
-    // Hash and release as we go, a few pages at a time: with 1,900 files walked side by side, every file's
-    // walked pages would otherwise stay resident until its end.
+    // Hash and release as we go: with 1,900 files walked side by side, every file's walked pages would
+    // otherwise stay resident until its end. Each release is an madvise that costs tens of microseconds
+    // (page-table walk and TLB flush), so the step is as large as the memory budget allows (ReleaseStep).
     if (reader_.offset() >= next_release_) {
       file_->Advance(reader_.offset());
-      next_release_ = reader_.offset() + kReleaseStep;
+      next_release_ = reader_.offset() + release_step_;
     }
     return true;
   }
@@ -272,9 +275,17 @@ class FileEntries {
   bool sorted_ = false;
   std::vector<IndexEntry> index_;
   std::size_t next_ = 0;
-  static constexpr std::size_t kReleaseStep = 16384;
+  std::size_t release_step_;
   std::size_t next_release_ = 0;
 };
+
+// Walked CRL pages may stay resident up to this much in all (the files are mapped: RSS counts them), shared
+// by the files walked side by side. One 378 MB file: 8 MiB steps, 47 madvise calls instead of 23,000 at the
+// old fixed 16 KiB (0.8 s of system time at 10M entries); 1,900 partitions: 16 KiB steps, as before.
+constexpr std::size_t kWalkedPagesBudget = std::size_t{32} << 20;
+std::size_t ReleaseStep(std::size_t files) {
+  return std::clamp<std::size_t>(kWalkedPagesBudget / std::max<std::size_t>(files, 1), 16384, std::size_t{8} << 20);
+}
 
 // Merges the entries of several files (partitions imported together) in serial order into the store.
 Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTxn& txn, std::uint32_t issuer_no,
@@ -286,7 +297,7 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
   std::vector<FileEntries> sources;
   sources.reserve(files.size());
   for (PreparedFile* file : files) {
-    sources.emplace_back(*file);
+    sources.emplace_back(*file, ReleaseStep(files.size()));
     if (file->needs_sort) {
       if (auto built = sources.back().BuildSortedIndex(); !built) return std::unexpected(built.error());
     }
