@@ -189,19 +189,20 @@ store::RevokedEntry ToStored(const CrlEntry& entry, std::uint32_t partition_no) 
 }
 
 // The entries of one file in serial order: straight from the file when it is sorted (the usual case), or
-// through a sorted index of entry offsets when it is not.
+// through a sorted index of entry offsets when it is not. Each entry is located and fingerprinted first and
+// decoded only on demand (Decode): a re-import decodes only the entries the store does not already hold.
 class FileEntries {
  public:
   // `release_step`: how far the walk goes between two hand-backs of walked pages (see Advance).
-  FileEntries(PreparedFile& file, std::size_t release_step)
-      : file_(&file), reader_(file.parser->Entries()), release_step_(release_step) {}
+  FileEntries(PreparedFile& file, const store::EntryFingerprinter& fingerprint, std::size_t release_step)
+      : file_(&file), fingerprint_(&fingerprint), reader_(file.parser->Entries()), release_step_(release_step) {}
 
   Result<void> BuildSortedIndex() {
     file_->FinishHash();  // the walk will not be in file order: hash everything first
     EntryReader reader = file_->parser->Entries();
-    CrlEntry entry;
+    RawEntry entry;
     for (;;) {
-      auto more = reader.Next(entry);
+      auto more = reader.NextRaw(entry);
       if (!more) return std::unexpected(FileError(*file_, more.error()));
       if (!*more) break;
       index_.push_back({entry.offset, entry.serial});
@@ -216,28 +217,30 @@ class FileEntries {
   Result<bool> Advance() {
     if (sorted_) {
       if (next_ == index_.size()) return false;
-      auto entry = ReadEntryAt(file_->der, index_[next_++].offset);
+      auto entry = ReadRawEntryAt(file_->der, index_[next_++].offset);
       if (!entry) return std::unexpected(FileError(*file_, entry.error()));
-      current_ = *entry;
+      Located(*entry);
       return true;
     }
-    auto more = reader_.Next(current_);
+    RawEntry raw;
+    auto more = reader_.NextRaw(raw);
     if (!more) return std::unexpected(FileError(*file_, more.error()));
     if (!*more) {
       file_->Advance(reader_.offset());
       return false;
     }
-    if (have_previous_ && !store::SerialLess(previous_, current_.serial)) {
-      if (previous_.size() == current_.serial.size() &&
-          std::equal(previous_.begin(), previous_.end(), current_.serial.begin())) {
+    if (have_previous_ && !store::SerialLess(previous_, raw.serial)) {
+      if (previous_.size() == raw.serial.size() &&
+          std::equal(previous_.begin(), previous_.end(), raw.serial.begin())) {
         return Fail(ErrorCode::kInvalidArgument,
-                    file_->label() + ": serial 0x" + ToHex(current_.serial) + " is listed twice (offset " +
-                        std::to_string(current_.offset) + ")");
+                    file_->label() + ": serial 0x" + ToHex(raw.serial) + " is listed twice (offset " +
+                        std::to_string(raw.offset) + ")");
       }
       return Fail(ErrorCode::kUnavailable, std::string(kUnsortedMarker));
     }
-    previous_ = current_.serial;
+    previous_ = raw.serial;
     have_previous_ = true;
+    Located(raw);
     // Hash and release as we go: with 1,900 files walked side by side, every file's walked pages would
     // otherwise stay resident until its end. Each release is an madvise that costs tens of microseconds
     // (page-table walk and TLB flush), so the step is as large as the memory budget allows (ReleaseStep).
@@ -248,19 +251,19 @@ class FileEntries {
     return true;
   }
 
-  // Numeric order of serials as one integer when the serial has at most 7 octets (JPKI's have 4): the merge
-  // heap compares these instead of calling memcmp. Longer serials tie on the key and fall back.
-  [[nodiscard]] std::uint64_t sort_key() const {
-    const ByteView serial = current_.serial;
-    std::uint64_t key = static_cast<std::uint64_t>(std::min<std::size_t>(serial.size(), 255)) << 56;
-    const std::size_t octets = std::min<std::size_t>(serial.size(), 7);
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < octets; ++i) value = (value << 8) | serial[i];
-    if (serial.size() <= 7) return key | value;
-    return key | (value & 0x00ffffffffffffffULL);
+  // Decodes the current entry (every field checked, as the parser always does).
+  Result<const CrlEntry*> Decode() {
+    auto entry = DecodeEntry(raw_);
+    if (!entry) return std::unexpected(FileError(*file_, entry.error()));
+    entry_ = *entry;
+    return &entry_;
   }
 
-  [[nodiscard]] const CrlEntry& current() const { return current_; }
+  // Numeric order of serials as one integer when the serial has at most 7 octets (JPKI's have 4): the merge
+  // compares these instead of calling memcmp. Longer serials tie on the key and fall back.
+  [[nodiscard]] std::uint64_t sort_key() const { return sort_key_; }
+  [[nodiscard]] ByteView serial() const { return raw_.serial; }
+  [[nodiscard]] std::uint64_t fingerprint() const { return fingerprint_value_; }
   [[nodiscard]] PreparedFile& file() const { return *file_; }
   [[nodiscard]] std::size_t consumed() const {
     return sorted_ ? file_->parser->header().entries.size() * next_ / std::max<std::size_t>(1, index_.size())
@@ -268,13 +271,28 @@ class FileEntries {
   }
 
  private:
+  void Located(const RawEntry& raw) {
+    raw_ = raw;
+    fingerprint_value_ = (*fingerprint_)(raw.encoding);
+    const ByteView serial = raw.serial;
+    std::uint64_t key = static_cast<std::uint64_t>(std::min<std::size_t>(serial.size(), 255)) << 56;
+    const std::size_t octets = std::min<std::size_t>(serial.size(), 7);
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < octets; ++i) value = (value << 8) | serial[i];
+    sort_key_ = key | (value & 0x00ffffffffffffffULL);
+  }
+
   struct IndexEntry {
     std::size_t offset;
     ByteView serial;
   };
   PreparedFile* file_;
+  const store::EntryFingerprinter* fingerprint_;
   EntryReader reader_;
-  CrlEntry current_;
+  RawEntry raw_;
+  CrlEntry entry_;
+  std::uint64_t fingerprint_value_ = 0;
+  std::uint64_t sort_key_ = 0;
   ByteView previous_;
   bool have_previous_ = false;
   bool sorted_ = false;
@@ -302,7 +320,7 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
   std::vector<FileEntries> sources;
   sources.reserve(files.size());
   for (PreparedFile* file : files) {
-    sources.emplace_back(*file, ReleaseStep(files.size()));
+    sources.emplace_back(*file, store.fingerprinter(), ReleaseStep(files.size()));
     if (file->needs_sort) {
       if (auto built = sources.back().BuildSortedIndex(); !built) return std::unexpected(built.error());
     }
@@ -311,7 +329,7 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
   using Head = std::pair<std::uint64_t, std::size_t>;
   auto greater = [&](const Head& a, const Head& b) {
     if (a.first != b.first) return a.first > b.first;
-    return store::SerialLess(sources[b.second].current().serial, sources[a.second].current().serial);
+    return store::SerialLess(sources[b.second].serial(), sources[a.second].serial());
   };
   std::priority_queue<Head, std::vector<Head>, decltype(greater)> heap(greater);
   for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -325,14 +343,22 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
     const std::size_t index = heap.top().second;
     heap.pop();
     FileEntries& source = sources[index];
-    const CrlEntry& entry = source.current();
-    if (mode == store::EntryMerge::Mode::kReplacePartitions && entry.reason == store::Reason::kRemoveFromCrl) {
-      return std::unexpected(FileError(source.file(), Error{ErrorCode::kRefused,
-                                                            "serial 0x" + ToHex(entry.serial) +
-                                                                ": removeFromCRL belongs only in a delta CRL"}));
-    }
-    if (auto added = merge->Add(entry.serial, ToStored(entry, source.file().partition.partition_no)); !added) {
-      return std::unexpected(FileError(source.file(), added.error()));
+    const std::uint32_t partition_no = source.file().partition.partition_no;
+    // Byte-identical to what the store holds (the common case of a daily re-import): nothing to decode or write.
+    auto skipped = merge->SkipIfUnchanged(source.serial(), source.fingerprint(), partition_no);
+    if (!skipped) return std::unexpected(FileError(source.file(), skipped.error()));
+    if (!*skipped) {
+      auto decoded = source.Decode();
+      if (!decoded) return std::unexpected(decoded.error());
+      const CrlEntry& entry = **decoded;
+      if (mode == store::EntryMerge::Mode::kReplacePartitions && entry.reason == store::Reason::kRemoveFromCrl) {
+        return std::unexpected(FileError(source.file(), Error{ErrorCode::kRefused,
+                                                              "serial 0x" + ToHex(entry.serial) +
+                                                                  ": removeFromCRL belongs only in a delta CRL"}));
+      }
+      if (auto added = merge->Add(entry.serial, ToStored(entry, partition_no), source.fingerprint()); !added) {
+        return std::unexpected(FileError(source.file(), added.error()));
+      }
     }
     ++source.file().entries;
     auto more = source.Advance();
