@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
-#include <queue>
 #include <sstream>
 #include <thread>
 
@@ -302,6 +301,57 @@ class FileEntries {
   std::size_t next_release_ = 0;
 };
 
+// No sort key is this large (a key is the serial's length, at most 20, over its first 7 octets).
+constexpr std::uint64_t kExhausted = ~std::uint64_t{0};
+
+// A tournament (loser) tree for the k-way merge of partition files: node i > 0 holds the loser of the match
+// played there, node 0 the overall winner. Keys are the sources' sort keys (kExhausted once a source is
+// done); equal keys, which only serials of more than 7 octets produce, are settled by `tie_less`.
+template <typename TieLess>
+class LoserTree {
+ public:
+  LoserTree(std::vector<std::uint64_t>& keys, TieLess tie_less)
+      : keys_(keys), tie_less_(std::move(tie_less)), size_(keys.size()), tree_(std::max<std::size_t>(size_, 1)) {
+    if (size_ == 0) return;
+    // Play every match bottom-up: leaves are positions size_..2*size_-1.
+    std::vector<std::size_t> winners(2 * size_);
+    for (std::size_t i = 0; i < size_; ++i) winners[size_ + i] = i;
+    for (std::size_t node = size_ - 1; node >= 1; --node) {
+      const std::size_t a = winners[2 * node];
+      const std::size_t b = winners[2 * node + 1];
+      const bool b_wins = Less(b, a);
+      winners[node] = b_wins ? b : a;
+      tree_[node] = b_wins ? a : b;
+    }
+    tree_[0] = size_ == 1 ? 0 : winners[1];
+  }
+
+  [[nodiscard]] bool empty() const { return size_ == 0 || keys_[tree_[0]] == kExhausted; }
+  [[nodiscard]] std::size_t winner() const { return tree_[0]; }
+
+  // The winner's source moved on to `key`: replay its path to the root.
+  void Replace(std::uint64_t key) {
+    std::size_t winner = tree_[0];
+    keys_[winner] = key;
+    for (std::size_t node = (winner + size_) / 2; node >= 1; node /= 2) {
+      if (Less(tree_[node], winner)) std::swap(tree_[node], winner);
+    }
+    tree_[0] = winner;
+  }
+
+ private:
+  bool Less(std::size_t a, std::size_t b) const {
+    if (keys_[a] != keys_[b]) return keys_[a] < keys_[b];
+    if (keys_[a] == kExhausted) return false;
+    return tie_less_(a, b);
+  }
+
+  std::vector<std::uint64_t>& keys_;
+  TieLess tie_less_;
+  std::size_t size_;
+  std::vector<std::size_t> tree_;
+};
+
 // Walked CRL pages may stay resident up to this much in all (the files are mapped: RSS counts them), shared
 // by the files walked side by side. One 378 MB file: 8 MiB steps, 47 madvise calls instead of 23,000 at the
 // old fixed 16 KiB (0.8 s of system time at 10M entries); 1,900 partitions: 16 KiB steps, as before.
@@ -325,23 +375,22 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
       if (auto built = sources.back().BuildSortedIndex(); !built) return std::unexpected(built.error());
     }
   }
-  // A min-heap of (sort key, source index); equal keys (serials over 7 octets) compare the serials.
-  using Head = std::pair<std::uint64_t, std::size_t>;
-  auto greater = [&](const Head& a, const Head& b) {
-    if (a.first != b.first) return a.first > b.first;
-    return store::SerialLess(sources[b.second].serial(), sources[a.second].serial());
-  };
-  std::priority_queue<Head, std::vector<Head>, decltype(greater)> heap(greater);
+  // A loser tree over the sources' current entries: each step replays one leaf-to-root path (log2 k
+  // comparisons of cached 64-bit keys), where the binary heap it replaces sifted down and up again and was
+  // about a sixth of the 1,900-partition import's samples.
+  std::vector<std::uint64_t> keys(sources.size(), kExhausted);
   for (std::size_t i = 0; i < sources.size(); ++i) {
     auto more = sources[i].Advance();
     if (!more) return std::unexpected(more.error());
-    if (*more) heap.emplace(sources[i].sort_key(), i);
+    if (*more) keys[i] = sources[i].sort_key();
   }
+  LoserTree tree(keys, [&](std::size_t a, std::size_t b) {
+    return store::SerialLess(sources[a].serial(), sources[b].serial());
+  });
   std::uint64_t merged = 0;
   const std::uint64_t start_bytes = done_bytes;
-  while (!heap.empty()) {
-    const std::size_t index = heap.top().second;
-    heap.pop();
+  while (!tree.empty()) {
+    const std::size_t index = tree.winner();
     FileEntries& source = sources[index];
     const std::uint32_t partition_no = source.file().partition.partition_no;
     // Byte-identical to what the store holds (the common case of a daily re-import): nothing to decode or write.
@@ -363,7 +412,7 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
     ++source.file().entries;
     auto more = source.Advance();
     if (!more) return std::unexpected(more.error());
-    if (*more) heap.emplace(source.sort_key(), index);
+    tree.Replace(*more ? source.sort_key() : kExhausted);
     if (progress && (++merged & 0x3ffff) == 0) {
       std::uint64_t consumed = 0;
       for (const FileEntries& s : sources) consumed += s.consumed();

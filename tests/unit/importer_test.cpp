@@ -522,3 +522,22 @@ TEST_CASE("import: a kept certificateHold listed again, byte for byte, is rewrit
   CHECK_FALSE(entry->hold_kept);
   CHECK(report->unchanged == others.size());
 }
+
+TEST_CASE("import: many partitions with interleaved serials, some empty, merge into one ordered set") {
+  Fixture f;
+  constexpr int kPartitions = 7;  // not a power of two: the merge tree has an uneven last level
+  std::vector<std::vector<RevokedSpec>> entries(kPartitions);
+  for (std::uint64_t serial = 1; serial <= 500; ++serial) {
+    const auto partition = static_cast<std::size_t>((serial * 2654435761u) % (kPartitions - 2));  // last two stay empty
+    // 8-octet serials that share their first 7 octets tie on the merge's sort key and are told apart by bytes.
+    entries[partition].push_back(Entry(serial < 400 ? serial : 0x0100000000000000ULL + serial));
+  }
+  std::vector<std::filesystem::path> paths;
+  for (int i = 0; i < kPartitions; ++i) paths.push_back(f.Write(Partition(1, "M" + std::to_string(i), entries[static_cast<std::size_t>(i)])));
+  auto report = f.ImportPaths(paths);
+  REQUIRE(report.has_value());
+  CHECK(report->added == 500);
+  for (std::uint64_t serial : {std::uint64_t{1}, std::uint64_t{250}, std::uint64_t{399}, std::uint64_t{0x0100000000000000ULL + 450}}) {
+    CHECK(f.Lookup(serial).has_value());
+  }
+}
