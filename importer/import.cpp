@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "common/log.h"
@@ -40,7 +43,11 @@ bool SameName(ByteView crl_issuer, const store::IssuerIdentity& ca) {
   return left && right && X509_NAME_cmp(left.get(), right.get()) == 0;
 }
 
-// One CRL file, mapped, parsed around its entries, with its signature and file hash fed as it is walked.
+class Hasher;
+
+// One CRL file, mapped, parsed around its entries. Its two digests (the file's SHA-256 for the history, the
+// signature's over tbsCertList) are computed by a Hasher on a second thread while the entries are walked, or
+// here on first need when there is none.
 struct PreparedFile {
   ImportInput input;
   std::optional<MappedFile> mapped;
@@ -49,10 +56,13 @@ struct PreparedFile {
   std::optional<CrlParser> parser;
   std::optional<SignatureCheck> signature;
   UniquePtr<EVP_MD_CTX> file_hash;
-  std::size_t hashed = 0;
   std::size_t tbs_start = 0;
+  std::size_t hashed = 0;  // bytes fed to both digests: a stopped Hasher leaves it for FinishHash to resume
+  // Written by whoever hashes (the Hasher's thread, or FinishHash), read after FinishHash returned.
   store::Sha256 sha256{};
   bool hash_done = false;
+  Hasher* hasher = nullptr;  // hashing this file, when set
+  std::size_t index = 0;     // in the call's files
 
   CrlKind kind = CrlKind::kFull;
   CrlNumber number;
@@ -70,26 +80,88 @@ struct PreparedFile {
 
   [[nodiscard]] std::string label() const { return input.source.empty() ? input.path.string() : input.source; }
 
-  // Feeds the hashes up to `offset` and lets the pages before it go.
+  // The walk is done with everything before `offset`: those pages leave the resident set.
   void Advance(std::size_t offset) {
-    offset = std::min(offset, der.size());
-    if (offset > hashed) {
-      EVP_DigestUpdate(file_hash.get(), der.data() + hashed, offset - hashed);
-      hashed = offset;
-    }
-    if (signature && offset > tbs_start) signature->HashUpTo(offset - tbs_start);
-    if (mapped) mapped->Release(offset);
+    if (mapped) mapped->Release(std::min(offset, der.size()));
   }
-  const store::Sha256& FinishHash() {
-    if (!hash_done) {
-      Advance(der.size());
-      unsigned int length = 0;
-      EVP_DigestFinal_ex(file_hash.get(), sha256.data(), &length);
-      hash_done = true;
+
+  // Feeds both digests with the whole file, a megabyte at a time while it is in cache, and hands the hashed
+  // pages back (on the mapping directly: MappedFile::Release belongs to the walking thread). `stop` is
+  // polled between chunks; false when stopped.
+  bool HashAll(const std::atomic<bool>* stop) {
+    constexpr std::size_t kChunk = std::size_t{1} << 20;
+    static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    std::size_t released = hashed / page * page;
+    for (std::size_t at = hashed; at < der.size();) {
+      if (stop != nullptr && stop->load(std::memory_order_relaxed)) return false;
+      const std::size_t end = std::min(der.size(), at + kChunk);
+      EVP_DigestUpdate(file_hash.get(), der.data() + at, end - at);
+      if (signature && end > tbs_start) signature->HashUpTo(end - tbs_start);
+      at = end;
+      hashed = end;
+      const std::size_t release_to = at / page * page;
+      if (mapped && release_to > released) {
+        ::madvise(const_cast<std::uint8_t*>(der.data()) + released, release_to - released, MADV_DONTNEED);
+        released = release_to;
+      }
     }
-    return sha256;
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(file_hash.get(), sha256.data(), &length);
+    hash_done = true;
+    return true;
   }
+
+  const store::Sha256& FinishHash();
 };
+
+// Hashes the files of one import call in order on its own thread, so the walking thread only parses and
+// merges: the two SHA-256 passes over a 378 MB CRL are about 0.4 s of CPU. Files are hashed from the same
+// mapping the parser reads, so the signature covers exactly the bytes imported.
+class Hasher {
+ public:
+  explicit Hasher(std::vector<PreparedFile>& files) : files_(files) {
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      files[i].index = i;
+      files[i].hasher = this;
+    }
+    thread_ = std::thread([this] {
+      for (PreparedFile& file : files_) {
+        if (!file.HashAll(&stop_)) break;
+        std::lock_guard lock(mutex_);
+        ++done_;
+        done_changed_.notify_all();
+      }
+    });
+  }
+  Hasher(const Hasher&) = delete;
+  Hasher& operator=(const Hasher&) = delete;
+  // Stops between chunks and joins; files not hashed whole say so (hash_done false), and are no longer ours.
+  ~Hasher() { Stop(); }
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    thread_.join();
+    for (PreparedFile& file : files_) file.hasher = nullptr;
+  }
+  void WaitFor(std::size_t index) {
+    std::unique_lock lock(mutex_);
+    done_changed_.wait(lock, [&] { return done_ > index || stop_; });
+  }
+
+ private:
+  std::vector<PreparedFile>& files_;
+  std::mutex mutex_;
+  std::condition_variable done_changed_;
+  std::size_t done_ = 0;  // files hashed whole, in order
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+const store::Sha256& PreparedFile::FinishHash() {
+  if (hasher != nullptr) hasher->WaitFor(index);
+  if (!hash_done) HashAll(nullptr);  // no hasher (or a stopped one: then it was not started on this file)
+  return sha256;
+}
 
 // What a file walk returns when it finds the file is not sorted by serial: the import retries with an index.
 constexpr std::string_view kUnsortedMarker = "entries not sorted by serial";
@@ -682,7 +754,9 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
   if (!identity) return std::unexpected(identity.error());
 
   std::vector<HistoryRecord> history;
+  Hasher* running_hasher = nullptr;  // the current attempt's, while it runs
   auto refuse = [&](const Error& error, const std::vector<PreparedFile>& prepared) -> Result<ImportReport> {
+    if (running_hasher != nullptr) running_hasher->Stop();  // its files' hash_done may be read now
     for (const ImportInput& input : inputs) {
       HistoryRecord record;
       record.at = now;
@@ -730,6 +804,12 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
       total_bytes += file->parser->header().entries.size();
       files.push_back(std::move(*file));
     }
+    Hasher hasher(files);  // `files` does not grow from here on
+    running_hasher = &hasher;
+    struct Forget {
+      Hasher*& hasher;
+      ~Forget() { hasher = nullptr; }
+    } forget{running_hasher};
 
     // --- One write transaction for all files ---
     auto txn = store_.BeginWrite();
