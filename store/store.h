@@ -255,6 +255,7 @@ class EntryMerge {
   // The serial's entry changes: its stored responses state something no longer true.
   Result<void> DropStoredResponses(ByteView serial);
   Result<void> AdvanceOld(int op);
+  Result<void> DecodeOld();  // fills old_entry_ from old_record_
   Result<void> DropOld();  // the old entry at the cursor is not in the new CRL
   Result<void> KeepHold();
   [[nodiscard]] bool OldInRange() const { return old_valid_; }
@@ -268,7 +269,11 @@ class EntryMerge {
   std::vector<bool> replaced_;
   bool old_valid_ = false;
   ByteView old_serial_;
-  RevokedEntry old_entry_;
+  ByteView old_record_;  // into the map or a dirty page: valid until this transaction next writes
+  bool old_decoded_ = false;
+  RevokedEntry old_entry_;  // valid once DecodeOld succeeded
+  std::uint32_t old_partition_no_ = 0;
+  bool old_hold_kept_ = false;
   std::uint64_t old_fingerprint_ = 0;
   bool appending_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
   Bytes last_serial_;
