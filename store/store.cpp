@@ -785,6 +785,7 @@ Result<EntryMerge> EntryMerge::Begin(Store& store, WriteTxn& txn, std::uint32_t 
   const Bytes prefix = U32Key(issuer_no);
   key = ToVal(prefix);
   if (auto moved = merge.AdvanceOld(MDB_SET_RANGE); !moved) return std::unexpected(moved.error());
+  merge.holds_nothing_ = !merge.old_valid_;
   (void)key;
   return merge;
 }

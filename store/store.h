@@ -243,6 +243,8 @@ class EntryMerge {
   // Handles what is left of the old range and closes the cursor: the transaction may commit after it. A merge
   // that is not finished must be destroyed before its transaction ends (see Cursor).
   [[nodiscard]] Result<Counts> Finish();
+  // The issuer had no entries when the merge began (its first import): SkipIfUnchanged cannot succeed.
+  [[nodiscard]] bool holds_nothing() const { return holds_nothing_; }
 
  private:
   EntryMerge(Store& store, MDB_txn* txn, Cursor cursor, std::uint32_t issuer_no, Mode mode, std::vector<bool> replaced)
@@ -275,7 +277,8 @@ class EntryMerge {
   std::uint32_t old_partition_no_ = 0;
   bool old_hold_kept_ = false;
   std::uint64_t old_fingerprint_ = 0;
-  bool appending_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
+  bool appending_ = false;
+  bool holds_nothing_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
   Bytes last_serial_;
   Counts counts_;
   // The read-only map the walk reads through, released now and then (see AdvanceOld).
