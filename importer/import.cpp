@@ -764,10 +764,16 @@ class BackgroundArchive {
 void PruneArchive(const ImportOptions& options) {
   if (options.archive_directory.empty()) return;
   std::error_code error;
-  const auto cutoff = std::filesystem::file_time_type::clock::now() -
-                      std::chrono::seconds(options.archive_retention_seconds);
+  const auto now = std::filesystem::file_time_type::clock::now();
+  const auto cutoff = now - std::chrono::seconds(options.archive_retention_seconds);
+  // A background copy left by a killed importer (BackgroundArchive) goes after a day: no import runs that long.
+  const auto partial_cutoff = now - std::chrono::hours(24);
   for (const auto& entry : std::filesystem::recursive_directory_iterator(options.archive_directory, error)) {
-    if (entry.is_regular_file(error) && entry.last_write_time(error) < cutoff) std::filesystem::remove(entry.path(), error);
+    if (!entry.is_regular_file(error)) continue;
+    const std::string name = entry.path().filename().string();
+    const bool partial = name.find("-partial-") != std::string::npos && name.ends_with(".tmp");
+    const auto written = entry.last_write_time(error);
+    if (written < cutoff || (partial && written < partial_cutoff)) std::filesystem::remove(entry.path(), error);
   }
 }
 
