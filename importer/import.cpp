@@ -3,13 +3,13 @@
 #include <openssl/sha.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -608,7 +608,8 @@ std::filesystem::path ArchiveName(const std::filesystem::path& directory, const 
 
 // Writes the tar of `paths` to `out`; each member is named by its file's SHA-256 prefix and file name.
 // `stop` is polled between members. False when the archive could not be written whole.
-bool WriteTar(std::ofstream& out, const std::vector<std::filesystem::path>& paths, UnixSeconds now,
+template <typename Sink>
+bool WriteTar(Sink& out, const std::vector<std::filesystem::path>& paths, UnixSeconds now,
               const std::atomic<bool>* stop) {
   static constexpr std::array<char, 512> kZeros{};
   for (const std::filesystem::path& path : paths) {
@@ -631,34 +632,91 @@ bool WriteTar(std::ofstream& out, const std::vector<std::filesystem::path>& path
   return static_cast<bool>(out);
 }
 
-// A file descriptor closed when it goes out of scope.
-class UniqueFd {
+
+// Writes a file with O_DIRECT through an aligned buffer: the archive copy of a 378 MB CRL through the page
+// cache (sendfile, or a buffered write) cost about 1 s of CPU at 10M entries (perf: copy_folio_from_iter in
+// the archive thread), CPU the import's own threads need on a 2-core machine; a direct write is a DMA from
+// the buffer. The unaligned tail is written buffered. Where O_DIRECT is refused (tmpfs), everything is.
+class DirectWriter {
  public:
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
+  explicit DirectWriter(const std::filesystem::path& path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+    if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    buffer_ = static_cast<char*>(std::aligned_alloc(kAlign, kBufferSize));
+    ok_ = fd_ >= 0 && buffer_ != nullptr;
   }
-  [[nodiscard]] bool valid() const { return fd_ >= 0; }
-  [[nodiscard]] int get() const { return fd_; }
+  DirectWriter(const DirectWriter&) = delete;
+  DirectWriter& operator=(const DirectWriter&) = delete;
+  ~DirectWriter() {
+    if (fd_ >= 0) ::close(fd_);
+    std::free(buffer_);
+  }
+
+  void write(const char* data, std::streamsize size) {
+    auto left = static_cast<std::size_t>(size);
+    while (ok_ && left > 0) {
+      const std::size_t take = std::min(left, kBufferSize - used_);
+      std::memcpy(buffer_ + used_, data, take);
+      used_ += take;
+      data += take;
+      left -= take;
+      if (used_ == kBufferSize) ok_ = WriteAll(buffer_, used_) && ((used_ = 0), true);
+    }
+  }
+  // Writes what is buffered: the aligned part directly, the rest buffered. False if anything failed.
+  bool Finish() {
+    if (!ok_) return false;
+    const std::size_t aligned = used_ / kAlign * kAlign;
+    if (aligned > 0) ok_ = WriteAll(buffer_, aligned);
+    if (ok_ && used_ > aligned) {
+      const int flags = ::fcntl(fd_, F_GETFL);
+      ok_ = flags >= 0 && ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) == 0 && WriteAll(buffer_ + aligned, used_ - aligned);
+    }
+    used_ = 0;
+    return ok_;
+  }
+  explicit operator bool() const { return ok_; }
 
  private:
-  int fd_;
+  static constexpr std::size_t kAlign = 4096;
+  static constexpr std::size_t kBufferSize = std::size_t{4} << 20;
+  bool WriteAll(const char* data, std::size_t size) {
+    while (size > 0) {
+      const ssize_t written = ::write(fd_, data, size);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) return false;
+      data += written;
+      size -= static_cast<std::size_t>(written);
+    }
+    return true;
+  }
+  int fd_ = -1;
+  char* buffer_ = nullptr;
+  std::size_t used_ = 0;
+  bool ok_ = false;
 };
 
-// Copies `from` to `to` in kernel-side chunks, polling `stop` between them.
+// Copies `from` to `to` (DirectWriter), polling `stop` between chunks.
 bool CopyFile(const std::filesystem::path& from, const std::filesystem::path& to, const std::atomic<bool>& stop) {
-  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
-  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!in.valid() || !out.valid()) return false;
-  constexpr std::size_t kChunk = std::size_t{16} << 20;
-  for (;;) {
-    if (stop.load(std::memory_order_relaxed)) return false;
-    const ssize_t sent = ::sendfile(out.get(), in.get(), nullptr, kChunk);
-    if (sent == 0) return true;
-    if (sent < 0 && errno != EINTR) return false;
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return false;
+  DirectWriter out(to);
+  std::vector<char> chunk(std::size_t{1} << 20);
+  bool ok = static_cast<bool>(out);
+  while (ok) {
+    if (stop.load(std::memory_order_relaxed)) {
+      ok = false;
+      break;
+    }
+    const ssize_t got = ::read(in, chunk.data(), chunk.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) ok = false;
+    if (got <= 0) break;
+    out.write(chunk.data(), got);
+    ok = static_cast<bool>(out);
   }
+  ::close(in);
+  return ok && out.Finish();
 }
 
 // The synchronous archive: used when only some of the files of a call were imported (the others were held
@@ -702,8 +760,8 @@ class BackgroundArchive {
       if (paths_.size() == 1) {
         ok_ = CopyFile(paths_.front(), temporary_, stop_);
       } else {
-        std::ofstream out(temporary_, std::ios::binary | std::ios::trunc);
-        ok_ = WriteTar(out, paths_, now_, &stop_);
+        DirectWriter out(temporary_);
+        ok_ = WriteTar(out, paths_, now_, &stop_) && out.Finish();
       }
     });
   }
