@@ -611,6 +611,47 @@ Result<bool> EntryReader::Next(CrlEntry& out) {
   return true;
 }
 
+namespace {
+
+Result<RawEntry> LocateEntry(const Tlv& sequence) {
+  DerReader fields = DerReader::Inside(sequence);
+  auto serial = fields.Expect(der::kInteger, "CRL entry serial");
+  if (!serial) return std::unexpected(serial.error());
+  auto magnitude = ReadUnsignedInteger(*serial, "CRL entry serial", kMaxSerialOctets);
+  if (!magnitude) return std::unexpected(magnitude.error());
+  return RawEntry{sequence.encoding, *magnitude, sequence.offset};
+}
+
+}  // namespace
+
+Result<bool> EntryReader::NextRaw(RawEntry& out) {
+  if (position_ == entries_.size()) return false;
+  DerReader reader(entries_.subspan(position_), base_ + position_);
+  auto sequence = reader.Expect(der::kSequence, "CRL entry");
+  if (!sequence) return std::unexpected(sequence.error());
+  auto raw = LocateEntry(*sequence);
+  if (!raw) return std::unexpected(raw.error());
+  position_ += sequence->encoding.size();
+  out = *raw;
+  return true;
+}
+
+Result<CrlEntry> DecodeEntry(const RawEntry& raw) {
+  // The encoding was read as one SEQUENCE element by NextRaw: its header is well formed.
+  DerReader reader(raw.encoding, raw.offset);
+  auto sequence = reader.Expect(der::kSequence, "CRL entry");
+  if (!sequence) return std::unexpected(sequence.error());
+  return ParseEntry(*sequence);
+}
+
+Result<RawEntry> ReadRawEntryAt(ByteView der, std::size_t offset) {
+  if (offset >= der.size()) return Fail(ErrorCode::kInternal, "entry offset out of range");
+  DerReader reader(der.subspan(offset), offset);
+  auto sequence = reader.Expect(der::kSequence, "CRL entry");
+  if (!sequence) return std::unexpected(sequence.error());
+  return LocateEntry(*sequence);
+}
+
 Result<CrlEntry> ReadEntryAt(ByteView der, std::size_t offset) {
   if (offset >= der.size()) return Fail(ErrorCode::kInternal, "entry offset out of range");
   DerReader reader(der.subspan(offset), offset);

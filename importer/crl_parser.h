@@ -58,12 +58,23 @@ struct CrlHeader {
   std::size_t entries_offset = 0;          // offset of `entries` in the input
 };
 
+// One entry located but not decoded: its DER and its serial, checked as Next checks them (a minimal,
+// non-negative INTEGER of at most 20 octets). DecodeEntry checks and decodes the rest.
+struct RawEntry {
+  ByteView encoding;  // the whole entry SEQUENCE, tag and length included
+  ByteView serial;    // minimal unsigned magnitude
+  std::size_t offset = 0;
+};
+Result<CrlEntry> DecodeEntry(const RawEntry& raw);
+
 // Pulls entries one at a time, in file order (what a k-way merge of partition files needs).
 class EntryReader {
  public:
   EntryReader(ByteView entries, std::size_t base_offset);
   // Reads the next entry into `out`; false at the end.
   [[nodiscard]] Result<bool> Next(CrlEntry& out);
+  // Locates the next entry and reads only its serial (a re-import decodes only the entries that changed).
+  [[nodiscard]] Result<bool> NextRaw(RawEntry& out);
   // Offset in the input up to which entries have been consumed.
   [[nodiscard]] std::size_t offset() const;
 
@@ -75,6 +86,7 @@ class EntryReader {
 
 // Reads the one entry whose SEQUENCE starts at `offset` (as reported in CrlEntry::offset).
 Result<CrlEntry> ReadEntryAt(ByteView der, std::size_t offset);
+Result<RawEntry> ReadRawEntryAt(ByteView der, std::size_t offset);
 
 class CrlParser {
  public:

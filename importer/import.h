@@ -5,7 +5,10 @@
 // streaming parser while its signature is hashed; nothing is committed unless every file passes every check
 // (signature, issuer and key identifier, CRL number increasing, times, size, critical extensions). The files
 // of one call are one write transaction: readers in other processes see the old state or the new one.
-// Entries are merged against what the store holds (both sorted by serial), so only changes are written.
+// Entries are merged against what the store holds (both sorted by serial), so only changes are written. An
+// entry whose serial, partition and DER fingerprint match the stored record (see store::EntryFingerprinter)
+// is counted unchanged without being decoded: it is byte-identical to an entry that was decoded and checked
+// in full when it was first imported. Every other entry is decoded and checked in full.
 //
 // Every attempt, refused or not, is appended to the audit history next to the store (history.jsonl), and
 // imported files are archived when an archive directory is configured.

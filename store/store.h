@@ -40,7 +40,7 @@
 
 namespace ocsp::store {
 
-inline constexpr std::uint32_t kFormatVersion = 3;
+inline constexpr std::uint32_t kFormatVersion = 4;
 inline constexpr std::size_t kMaxSerialBytes = 20;  // RFC 5280 4.1.2.2
 inline constexpr std::size_t kMaxCrlNumberBytes = 20;
 
@@ -146,6 +146,24 @@ struct RevokedEntry {
 // Numeric order of two minimal serial magnitudes (also the order of the store's keys).
 bool SerialLess(ByteView a, ByteView b);
 
+// A keyed 64-bit fingerprint (SipHash-2-4) of a CRL entry's DER bytes, stored with the entry (format 4).
+// Unchanged CRL entries are byte-identical from one day to the next, so a re-import that finds the same
+// serial with the same fingerprint (and the same partition, and no kept hold) knows the entry is unchanged
+// without decoding it or touching its record. The key is random per store (meta `entry_fingerprint_key`), so
+// nobody can build two entries that collide; and a collision could only keep an already revoked serial's old
+// reason or dates, never make a revoked serial good (the serial itself is compared exactly). 0 means "none"
+// (records written by format 3).
+class EntryFingerprinter {
+ public:
+  EntryFingerprinter() = default;
+  explicit EntryFingerprinter(const std::array<std::uint8_t, 16>& key);
+  [[nodiscard]] std::uint64_t operator()(ByteView der) const;
+
+ private:
+  std::uint64_t k0_ = 0;
+  std::uint64_t k1_ = 0;
+};
+
 // The map size only reserves address space; the file grows as data is written. 64 GiB holds JPKI's ~35
 // million live entries several times over, with room for two days of a large import.
 inline constexpr std::size_t kDefaultMapSizeBytes = std::size_t{64} << 30;
@@ -214,11 +232,19 @@ class EntryMerge {
   EntryMerge& operator=(EntryMerge&&) noexcept = delete;
   EntryMerge(const EntryMerge&) = delete;
 
-  // `serial` must increase from call to call (SerialLess); a repeated serial is refused.
-  [[nodiscard]] Result<void> Add(ByteView serial, const RevokedEntry& entry);
+  // `serial` must increase from call to call (SerialLess); a repeated serial is refused. `fingerprint` is the
+  // EntryFingerprinter value of the CRL entry's DER (0: none); it is stored with the entry.
+  [[nodiscard]] Result<void> Add(ByteView serial, const RevokedEntry& entry, std::uint64_t fingerprint = 0);
+  // The cheap path of a re-import: true when the store already holds `serial` for `partition_no` with this
+  // non-zero fingerprint and no kept hold, i.e. the entry is unchanged; it is counted and nothing is written
+  // or decoded. False otherwise: the caller then decodes the entry and calls Add for the same serial.
+  // Entries before `serial` that the new CRL no longer lists are handled here as in Add.
+  [[nodiscard]] Result<bool> SkipIfUnchanged(ByteView serial, std::uint64_t fingerprint, std::uint32_t partition_no);
   // Handles what is left of the old range and closes the cursor: the transaction may commit after it. A merge
   // that is not finished must be destroyed before its transaction ends (see Cursor).
   [[nodiscard]] Result<Counts> Finish();
+  // The issuer had no entries when the merge began (its first import): SkipIfUnchanged cannot succeed.
+  [[nodiscard]] bool holds_nothing() const { return holds_nothing_; }
 
  private:
   EntryMerge(Store& store, MDB_txn* txn, Cursor cursor, std::uint32_t issuer_no, Mode mode, std::vector<bool> replaced)
@@ -231,6 +257,7 @@ class EntryMerge {
   // The serial's entry changes: its stored responses state something no longer true.
   Result<void> DropStoredResponses(ByteView serial);
   Result<void> AdvanceOld(int op);
+  Result<void> DecodeOld();  // fills old_entry_ from old_record_
   Result<void> DropOld();  // the old entry at the cursor is not in the new CRL
   Result<void> KeepHold();
   [[nodiscard]] bool OldInRange() const { return old_valid_; }
@@ -244,8 +271,14 @@ class EntryMerge {
   std::vector<bool> replaced_;
   bool old_valid_ = false;
   ByteView old_serial_;
-  RevokedEntry old_entry_;
-  bool appending_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
+  ByteView old_record_;  // into the map or a dirty page: valid until this transaction next writes
+  bool old_decoded_ = false;
+  RevokedEntry old_entry_;  // valid once DecodeOld succeeded
+  std::uint32_t old_partition_no_ = 0;
+  bool old_hold_kept_ = false;
+  std::uint64_t old_fingerprint_ = 0;
+  bool appending_ = false;
+  bool holds_nothing_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
   Bytes last_serial_;
   Counts counts_;
   // The read-only map the walk reads through, released now and then (see AdvanceOld).
@@ -298,6 +331,10 @@ class Store {
       std::function<void(ByteView serial, HashAlgorithm algorithm, const StoredResponseInfo& info)>;
   [[nodiscard]] Result<void> WalkResponses(MDB_txn* txn, std::uint32_t issuer_no,
                                            const ResponseVisitor& visit) const;
+  // The fingerprint stored with a revoked entry (0 when absent or written by format 3); for tests and audits.
+  [[nodiscard]] Result<std::uint64_t> GetEntryFingerprint(MDB_txn* txn, std::uint32_t issuer_no, ByteView serial) const;
+  // Fingerprints CRL entries with this store's key (see EntryFingerprinter).
+  [[nodiscard]] const EntryFingerprinter& fingerprinter() const { return fingerprinter_; }
 
   // Writes a response (replacing any stored for the same serial and algorithm).
   [[nodiscard]] Result<void> PutResponse(WriteTxn& txn, std::uint32_t issuer_no, HashAlgorithm algorithm,
@@ -345,6 +382,7 @@ class Store {
   Result<void> PutIssuer(MDB_txn* txn, const IssuerRecord& issuer);
 
   Environment env_;
+  EntryFingerprinter fingerprinter_;
   MDB_dbi meta_;
   MDB_dbi issuers_;
   MDB_dbi partitions_;

@@ -419,3 +419,125 @@ TEST_CASE("import: a delta of one partition may not remove or rewrite an entry a
   CheckRefused(f, f.Import(delta), before, "another partition");
   CHECK(f.Lookup(10).has_value());
 }
+
+namespace {
+
+// Every revoked entry of the CA in `store`, in serial order, with the fingerprint stored with it.
+std::vector<std::tuple<Bytes, store::RevokedEntry, std::uint64_t>> Contents(store::Store& store, const TestCa& ca) {
+  std::vector<std::tuple<Bytes, store::RevokedEntry, std::uint64_t>> out;
+  auto txn = store.BeginRead();
+  auto identity = store::IssuerIdentity::FromCertificate(ca.certificate.get());
+  auto state = *store.GetIssuerState(txn->get(), identity->id);
+  REQUIRE(state.has_value());
+  REQUIRE(store
+              .WalkRevoked(txn->get(), state->issuer_no,
+                           [&](ByteView serial, const store::RevokedEntry& entry, const auto&) {
+                             out.emplace_back(Bytes(serial.begin(), serial.end()), entry, 0);
+                           })
+              .has_value());
+  for (auto& [serial, entry, fingerprint] : out) fingerprint = *store.GetEntryFingerprint(txn->get(), state->issuer_no, serial);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("import: a next-day import leaves exactly what importing that day into an empty store leaves, with every change counted") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  std::vector<RevokedSpec> day0;
+  std::vector<RevokedSpec> day1;
+  std::uint64_t removed = 0, added = 0, changed = 0, unchanged = 0;
+  for (std::uint64_t serial = 100; serial < 400; ++serial) {
+    const std::optional<int> reason = serial % 7 == 0 ? std::nullopt : std::optional<int>(static_cast<int>(serial % 6));
+    const std::optional<UnixSeconds> invalidity = serial % 5 == 0 ? std::optional<UnixSeconds>(kRevokedAt - 86400) : std::nullopt;
+    const RevokedSpec entry{Serial(serial), kRevokedAt, reason, invalidity};
+    if (serial % 50 == 1) {  // dropped the next day (no holds among them: those are kept by policy)
+      if (reason != 6) {
+        day0.push_back(entry);
+        ++removed;
+      }
+      continue;
+    }
+    if (serial % 40 == 3) {  // newly revoked the next day
+      day1.push_back(entry);
+      ++added;
+      continue;
+    }
+    day0.push_back(entry);
+    if (serial % 30 == 7) {  // the same serial, another reason (and so other bytes)
+      RevokedSpec other = entry;
+      other.reason = 4;  // these serials have reason 1 or none on day 0
+      day1.push_back(other);
+      ++changed;
+    } else if (serial % 30 == 8) {  // the same serial, another revocation time
+      RevokedSpec other = entry;
+      other.revoked_at = now - 60;
+      day1.push_back(other);
+      ++changed;
+    } else {
+      day1.push_back(entry);
+      ++unchanged;
+    }
+  }
+  REQUIRE(f.Import(Numbered(1, day0)));
+  const auto next_day_file = f.Write(Numbered(2, day1));
+  auto report = f.ImportPaths({next_day_file});
+  REQUIRE(report.has_value());
+  CHECK(report->added == added);
+  CHECK(report->removed == removed);
+  CHECK(report->changed == changed);
+  CHECK(report->unchanged == unchanged);
+
+  // The same day imported into an empty store: the same entries, field for field. Fingerprints are keyed per
+  // store, so they differ between the stores, but every entry has one in both.
+  const auto fresh_directory = f.dir.path() / "fresh";
+  store::Store fresh = *store::Store::Open(fresh_directory, {});
+  REQUIRE(Importer(fresh, fresh_directory, f.clock, f.options).Import(f.ca.certificate.get(), {{next_day_file, "day1"}}));
+  const auto merged = Contents(f.store, f.ca);
+  const auto direct = Contents(fresh, f.ca);
+  REQUIRE(merged.size() == direct.size());
+  CHECK(merged.size() == day1.size());
+  for (std::size_t i = 0; i < merged.size(); ++i) {
+    CHECK(std::get<0>(merged[i]) == std::get<0>(direct[i]));
+    CHECK(std::get<1>(merged[i]) == std::get<1>(direct[i]));
+    CHECK(std::get<2>(merged[i]) != 0);
+    CHECK(std::get<2>(direct[i]) != 0);
+  }
+}
+
+TEST_CASE("import: a kept certificateHold listed again, byte for byte, is rewritten as listed and no longer flagged") {
+  Fixture f;
+  std::vector<RevokedSpec> others;
+  for (std::uint64_t serial = 10; serial < 30; ++serial) others.push_back(Entry(serial));
+  std::vector<RevokedSpec> with_hold = others;
+  with_hold.insert(with_hold.begin(), Entry(5, 6));
+  REQUIRE(f.Import(Numbered(1, with_hold)));
+  REQUIRE(f.Import(Numbered(2, others)));
+  REQUIRE(f.Lookup(5)->hold_kept);
+  auto report = f.Import(Numbered(3, with_hold));  // the hold's entry is the same bytes as on day 1
+  REQUIRE(report.has_value());
+  auto entry = f.Lookup(5);
+  REQUIRE(entry.has_value());
+  CHECK(entry->reason == store::Reason::kCertificateHold);
+  CHECK_FALSE(entry->hold_kept);
+  CHECK(report->unchanged == others.size());
+}
+
+TEST_CASE("import: many partitions with interleaved serials, some empty, merge into one ordered set") {
+  Fixture f;
+  constexpr int kPartitions = 7;  // not a power of two: the merge tree has an uneven last level
+  std::vector<std::vector<RevokedSpec>> entries(kPartitions);
+  for (std::uint64_t serial = 1; serial <= 500; ++serial) {
+    const auto partition = static_cast<std::size_t>((serial * 2654435761u) % (kPartitions - 2));  // last two stay empty
+    // 8-octet serials that share their first 7 octets tie on the merge's sort key and are told apart by bytes.
+    entries[partition].push_back(Entry(serial < 400 ? serial : 0x0100000000000000ULL + serial));
+  }
+  std::vector<std::filesystem::path> paths;
+  for (int i = 0; i < kPartitions; ++i) paths.push_back(f.Write(Partition(1, "M" + std::to_string(i), entries[static_cast<std::size_t>(i)])));
+  auto report = f.ImportPaths(paths);
+  REQUIRE(report.has_value());
+  CHECK(report->added == 500);
+  for (std::uint64_t serial : {std::uint64_t{1}, std::uint64_t{250}, std::uint64_t{399}, std::uint64_t{0x0100000000000000ULL + 450}}) {
+    CHECK(f.Lookup(serial).has_value());
+  }
+}

@@ -368,3 +368,113 @@ TEST_CASE("store: walking an issuer's revoked entries yields each with its store
               .has_value());
   CHECK(responses == 2);
 }
+
+TEST_CASE("store: an entry re-imported with the same fingerprint is skipped, counted unchanged, and never decoded") {
+  Fixture f;
+  auto txn = f.store.BeginWrite();
+  auto issuer = f.store.EnsureIssuer(*txn, f.identity);
+  {
+    auto merge = EntryMerge::Begin(f.store, *txn, issuer->state.issuer_no, EntryMerge::Mode::kReplacePartitions, {false, true});
+    REQUIRE(merge->Add(Serial(1), Revoked(Reason::kSuperseded), 11).has_value());
+    REQUIRE(merge->Add(Serial(2), Revoked(Reason::kSuperseded), 22).has_value());
+    REQUIRE(merge->Add(Serial(3), Revoked(Reason::kSuperseded), 33).has_value());
+    REQUIRE(merge->Finish().has_value());
+  }
+  REQUIRE(txn->Commit().has_value());
+  txn = f.store.BeginWrite();
+  auto merge = EntryMerge::Begin(f.store, *txn, issuer->state.issuer_no, EntryMerge::Mode::kReplacePartitions, {false, true});
+  CHECK(*merge->SkipIfUnchanged(Serial(1), 11, 1));        // same bytes: skipped
+  CHECK_FALSE(*merge->SkipIfUnchanged(Serial(3), 99, 1));  // serial 2 is dropped on the way; 3 has other bytes
+  REQUIRE(merge->Add(Serial(3), Revoked(Reason::kKeyCompromise), 99).has_value());
+  CHECK_FALSE(*merge->SkipIfUnchanged(Serial(4), 44, 1));  // not held
+  REQUIRE(merge->Add(Serial(4), Revoked(Reason::kSuperseded), 44).has_value());
+  auto counts = merge->Finish();
+  REQUIRE(counts.has_value());
+  CHECK(counts->unchanged == 1);
+  CHECK(counts->removed == 1);
+  CHECK(counts->changed == 1);
+  CHECK(counts->added == 1);
+  CHECK(*f.store.GetEntryFingerprint(txn->get(), issuer->state.issuer_no, Serial(3)) == 99);
+  CHECK(f.store.GetRevoked(txn->get(), issuer->state.issuer_no, Serial(3)).value()->reason == Reason::kKeyCompromise);
+}
+
+TEST_CASE("store: the fingerprint of another partition's entry or of a kept hold never skips it") {
+  Fixture f;
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true}, {{7, Revoked(Reason::kCertificateHold)}});
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true}, {});  // the hold is dropped: kept, flagged
+  auto txn = f.store.BeginWrite();
+  auto issuer = f.store.EnsureIssuer(*txn, f.identity);
+  auto merge = EntryMerge::Begin(f.store, *txn, issuer->state.issuer_no, EntryMerge::Mode::kReplacePartitions, {false, true});
+  CHECK_FALSE(*merge->SkipIfUnchanged(Serial(7), 0, 1));  // no fingerprint never matches
+  REQUIRE(merge->Finish().has_value());
+  CHECK(f.store.GetRevoked(txn->get(), issuer->state.issuer_no, Serial(7)).value()->hold_kept);
+}
+
+TEST_CASE("store: the entry fingerprint is SipHash-2-4 (the reference vector) and never 0") {
+  std::array<std::uint8_t, 16> key{};
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i);
+  Bytes message;
+  for (std::uint8_t i = 0; i < 15; ++i) message.push_back(i);
+  // SipHash-2-4 paper, appendix A: key 00..0f, message 00..0e.
+  CHECK(EntryFingerprinter(key)(message) == 0xa129ca6149be45e5ULL);
+  CHECK(EntryFingerprinter(key)({}) == 0x726fdb47dd0e0e31ULL);
+}
+
+TEST_CASE("store: a version-3 store is upgraded on a writable open; its entries read as before and gain fingerprints") {
+  TempDir dir;
+  {
+    // A version-3 store with one 16-byte entry record, as the previous release wrote it.
+    auto env = Environment::Open(dir.path(), {});
+    REQUIRE(env.has_value());
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env->get(), nullptr, 0, &txn) == 0);
+    MDB_dbi meta = 0;
+    MDB_dbi entries = 0;
+    REQUIRE(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta) == 0);
+    for (const char* name : {"issuers", "partitions", "partition_ids", "crls", "compromises", "responses", "response_lru"}) {
+      MDB_dbi other = 0;
+      REQUIRE(mdb_dbi_open(txn, name, MDB_CREATE, &other) == 0);
+    }
+    REQUIRE(mdb_dbi_open(txn, "entries", MDB_CREATE, &entries) == 0);
+    Bytes version;
+    AppendU32(version, 3);
+    REQUIRE(Put(txn, meta, AsBytes("format_version"), version).has_value());
+    const Bytes key{0, 0, 0, 1, 1, 0x05};  // issuer 1, serial 5
+    const Bytes value{2, 0x01, 4, 0, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0, 0, 0, 1};
+    REQUIRE(Put(txn, entries, key, value).has_value());
+    REQUIRE(mdb_txn_commit(txn) == 0);
+  }
+  // A reader takes version 3 as it is.
+  { CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value()); }
+  {
+    auto store = Store::Open(dir.path(), {});
+    REQUIRE(store.has_value());
+    auto txn = store->BeginWrite();
+    auto entry = store->GetRevoked(txn->get(), 1, Serial(5));
+    REQUIRE(entry.has_value());
+    REQUIRE(entry->has_value());
+    CHECK((*entry)->reason == Reason::kSuperseded);
+    CHECK((*entry)->revocation_time == 0x6553f100);
+    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0);
+    auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
+    CHECK_FALSE(*merge->SkipIfUnchanged(Serial(5), 77, 1));
+    REQUIRE(merge->Add(Serial(5), RevokedEntry{0x6553f100, Reason::kSuperseded, std::nullopt, 1, false}, 77).has_value());
+    auto counts = merge->Finish();
+    REQUIRE(counts.has_value());
+    CHECK(counts->unchanged == 1);  // the same status: not a change, though the record now has a fingerprint
+    CHECK(counts->changed == 0);
+    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 77);
+    REQUIRE(txn->Commit().has_value());
+  }
+  // The upgrade is recorded: this build's version from now on.
+  auto env = Environment::Open(dir.path(), {});
+  REQUIRE(env.has_value());
+  auto txn = ReadTxn::Begin(env->get());
+  REQUIRE(txn.has_value());
+  MDB_dbi meta = 0;
+  REQUIRE(mdb_dbi_open(txn->get(), "meta", 0, &meta) == 0);
+  auto version = Get(txn->get(), meta, AsBytes("format_version"));
+  REQUIRE(version.has_value());
+  REQUIRE(version->has_value());
+  CHECK(ReadU32((*version)->data()) == kFormatVersion);
+}
