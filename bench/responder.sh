@@ -39,6 +39,7 @@ BUILD=1
 BIN_DIR=$ROOT/build/release/bin
 SCALE=0
 SCALE_ENTRIES=100000000
+SERVER_FILTER=""
 
 usage() {
   cat <<EOF
@@ -47,8 +48,11 @@ usage: bench/responder.sh [options]
   --duration S       seconds per wrk run (default $DURATION)
   --connections L    comma-separated connection counts (default $CONNECTIONS)
   --modes L          pinned, unpinned or both (default $MODES)
+  --servers L        comma-separated subset of ours,nginx,cfssl,openssl (default all; ratios need nginx)
   --quick            --duration 3 --serials 2000
-  --scale            a store of $SCALE_ENTRIES revoked entries (crl-gen), our responder and nginx only
+  --scale            a store of $SCALE_ENTRIES revoked entries (crl-gen) beside one of 10,000, our responder
+                     and nginx only
+  --scale-entries N  the large store's entries with --scale (default $SCALE_ENTRIES; two CAs of N/2)
   --work-dir DIR     PKI, requests, stores, logs (default bench/out/responder)
   --bin-dir DIR      use ocsp-responder, ocspctl, ocsp-requests, ocsp-load (and crl-gen) from DIR; skip the build
 EOF
@@ -60,8 +64,10 @@ while [[ $# -gt 0 ]]; do
     --duration) DURATION=${2:?}; shift 2 ;;
     --connections) CONNECTIONS=${2:?}; shift 2 ;;
     --modes) MODES=${2:?}; shift 2 ;;
+    --servers) SERVER_FILTER=${2:?}; shift 2 ;;
     --quick) DURATION=3; SERIALS=2000; shift ;;
     --scale) SCALE=1; shift ;;
+    --scale-entries) SCALE_ENTRIES=${2:?}; shift 2 ;;
     --work-dir) WORK=${2:?}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?}; BUILD=0; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -150,10 +156,23 @@ pick_port() {
   echo "$NEXT_PORT"; NEXT_PORT=$((NEXT_PORT + 1))
 }
 PORT_OURS=$(pick_port); PORT_NGINX=$(pick_port); PORT_CFSSL=$(pick_port); PORT_OPENSSL=$(pick_port)
+# Stops a server we started, by its id, never waiting for ever. `openssl ocsp -multi` makes itself the leader
+# of its own process group, and its parent does not leave on SIGTERM while its children live (it sits in a
+# restarted waitpid()), so that group is signalled as a whole; any other server has no group of its own id.
+stop_pid() {
+  local pid=$1 _
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do  # gone, or a zombie waiting for our wait
+    [[ $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) =~ ^Z?$ ]] && break
+    sleep 0.05
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
 }
 trap cleanup EXIT
 
@@ -269,6 +288,7 @@ prefetch_responses() {  # store out-dir
   write_ours_config 2 2 "$1" "$([[ $SCALE == 1 ]] && echo keep-only || echo on)"
   "$BIN_DIR/ocsp-responder" --config ours.toml > logs/prefetch.log 2>&1 &
   local pid=$!
+  PIDS+=("$pid")
   wait_port "$PORT_OURS" || die "ocsp-responder did not start: $(cat logs/prefetch.log)"
   mkdir -p "$2"
   awk -v port="$PORT_OURS" -v dir="$2" '{printf "url = \"http://127.0.0.1:%s/%s\"\noutput = \"%s/%d.der\"\n", port, $1, dir, NR}' \
@@ -347,8 +367,7 @@ EOF
 }
 
 stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
+  stop_pid "$SERVER_PID"
 }
 
 # openssl ocsp is started afresh before each check and each run: when wrk ends a run it closes connections
@@ -428,7 +447,15 @@ run_rate() {  # name load-prefix...
 
 SERVERS=(ours nginx cfssl openssl)
 if [[ $SCALE == 1 ]]; then SERVERS=(ours10k ours nginx); fi
+if [[ -n $SERVER_FILTER ]]; then
+  kept=()
+  for name in "${SERVERS[@]}"; do
+    [[ ,$SERVER_FILTER, == *,${name/ours10k/ours},* ]] && kept+=("$name")
+  done
+  SERVERS=("${kept[@]}")
+fi
 declare -A RSS CHECKED
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)  # other work on the machine shows in the figures, p99 above all
 IFS=, read -ra MODE_LIST <<<"$MODES"
 IFS=, read -ra CONNECTION_LIST <<<"$CONNECTIONS"
 for MODE in "${MODE_LIST[@]}"; do
@@ -467,20 +494,22 @@ done
 
 # ---------------------------------------------------------------------------------------------------------
 echo
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ $SCALE == 1 ]]; then
-  echo "OCSP responders under wrk, keep-alive, $SERIALS serials, ${DURATION}s per run, $CORES cores, store of $SCALE_ENTRIES entries"
+  echo "OCSP responders under wrk, keep-alive, $SERIALS serials, ${DURATION}s per run, $CORES cores, stores of 10k and $SCALE_ENTRIES entries"
 else
   echo "OCSP responders under wrk, keep-alive, $SERIALS serials (10% revoked), ${DURATION}s per run, $CORES cores"
 fi
 label_of() {
   case $1 in
-    ours) if [[ $SCALE == 1 ]]; then echo "ours 100M"; else echo ocsp-responder; fi ;;
+    ours) if [[ $SCALE == 1 ]]; then echo "ours $((SCALE_ENTRIES / 1000000))M"; else echo ocsp-responder; fi ;;
     ours10k) echo "ours 10k" ;;
     cfssl) echo "cfssl ocspserve" ;;
     openssl) echo "openssl ocsp" ;;
     *) echo "$1" ;;
   esac
 }
+echo "load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER"
 printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %9s\n' mode server method conns "requests/s" "p50 ms" "p99 ms" \
   "vs nginx" errors "CPU us" "CPU vs" "peak RSS"
 printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %9s\n' "" "" "" "" "" "" "" "" "" "/req" "nginx" ""
