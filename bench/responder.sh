@@ -171,6 +171,10 @@ stop_pid() {
   done
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  # Reaped: its id may soon be someone else's, so it leaves the list the exit trap stops.
+  local kept=() other
+  for other in "${PIDS[@]}"; do [[ $other == "$pid" ]] || kept+=("$other"); done
+  PIDS=("${kept[@]}")
 }
 PIDS=()
 cleanup() {
@@ -298,7 +302,7 @@ prefetch_responses() {  # store out-dir
   awk -v port="$PORT_OURS" -v dir="$2" '{printf "url = \"http://127.0.0.1:%s/%s\"\noutput = \"%s/%d.der\"\n", port, $1, dir, NR}' \
     req/get.txt > req/prefetch.curl
   curl -s -K req/prefetch.curl
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  stop_pid "$pid"
   # Anything the presigner would still sign is signed now, not in the measured runs (normal mode: the
   # revoked serials; with 100M revoked entries that would be hours, so scale mode presigns nothing).
   if [[ $SCALE == 0 ]]; then "$BIN_DIR/ocspctl" --config ours.toml presign >&2; fi
