@@ -526,9 +526,9 @@ label_of() {
   esac
 }
 echo "load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER"
-printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %9s\n' mode server method conns "requests/s" "p50 ms" "p99 ms" \
-  "vs nginx" errors "CPU us" "CPU vs" "peak RSS"
-printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %9s\n' "" "" "" "" "" "" "" "" "" "/req" "nginx" ""
+printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %6s %9s\n' mode server method conns "requests/s" "p50 ms" \
+  "p99 ms" "vs nginx" errors "CPU us" "CPU vs" "server" "peak RSS"
+printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %6s %9s\n' "" "" "" "" "" "" "" "" "" "/req" "nginx" "CPU %" ""
 for MODE in "${MODE_LIST[@]}"; do
   for name in "${SERVERS[@]}"; do
     label=$(label_of "$name")
@@ -548,9 +548,10 @@ for MODE in "${MODE_LIST[@]}"; do
             cpu = f[5] > 0 ? f[11] / f[5] : 0
             ratio = ref > 0 ? sprintf("%.3f", rps / ref) : "-"
             cpuratio = refcpu > 0 && f[5] > 0 ? sprintf("%.2f", cpu / refcpu) : "-"
+            share = f[6] > 0 ? 100 * f[11] / f[6] : 0
             note = f[5] == 0 ? "  (no answer within the run)" : ""
-            printf "%-9s %-15s %-5s %5s %11.0f %8.2f %8.2f %8s %6d %8.1f %8s %5.1f MiB%s\n", f[1], label, f[3], f[4], rps,
-              f[8] / 1000, f[9] / 1000, ratio, f[7] + f[10], cpu, cpuratio, rss / 1024, note
+            printf "%-9s %-15s %-5s %5s %11.0f %8.2f %8.2f %8s %6d %8.1f %8s %6.0f %5.1f MiB%s\n", f[1], label, f[3], f[4],
+              rps, f[8] / 1000, f[9] / 1000, ratio, f[7] + f[10], cpu, cpuratio, share, rss / 1024, note
           }' "$RESULTS"
       done
     done
@@ -558,6 +559,7 @@ for MODE in "${MODE_LIST[@]}"; do
 done
 echo "errors: connect, read, write and timeout errors plus non-2xx answers, as wrk counts them"
 echo "CPU us/req: the server's utime+stime (all threads and processes) over the run / requests answered"
+echo "server CPU %: that CPU time / the run's wall time; pinned, well under 100 means other work took core 0"
 if [[ -s $RATE_RESULTS ]]; then
   echo
   echo "Constant rate (ocsp-load, GET, 16 connections, ${DURATION}s): half of our responder's best GET requests/s above"
