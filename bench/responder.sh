@@ -559,7 +559,8 @@ for MODE in "${MODE_LIST[@]}"; do
 done
 echo "errors: connect, read, write and timeout errors plus non-2xx answers, as wrk counts them"
 echo "CPU us/req: the server's utime+stime (all threads and processes) over the run / requests answered"
-echo "server CPU %: that CPU time / the run's wall time; pinned, well under 100 means other work took core 0"
+echo "server CPU %: that CPU time / the run's wall time; pinned, well under 100 means the server was not the limit"
+echo "  (wrk on core 1, or other work on the machine, was)"
 if [[ -s $RATE_RESULTS ]]; then
   echo
   echo "Constant rate (ocsp-load, GET, 16 connections, ${DURATION}s): half of our responder's best GET requests/s above"
