@@ -4,6 +4,13 @@
 -- MODE "post": FILE holds one hex DER request per line, sent as POST PREFIX with application/ocsp-request.
 -- Each thread walks the requests from its own offset, so every serial is asked in turn (no hot subset).
 -- done() prints one machine-readable line: RESULT requests duration_us errors p50_us p99_us non2xx.
+--
+-- wrk's own wrk.resolve() tries each address with a connection it closes without sending anything. OpenSSL
+-- 3.0's `openssl ocsp -port` responder never recovers from such a connection (it loops on read() = 0 and
+-- answers nobody again), so this script resolves without the probe. The other servers do not notice.
+wrk.resolve = function(host, service)
+  wrk.addrs = wrk.lookup(host, service)
+end
 
 local requests = {}
 local index = 1

@@ -18,8 +18,9 @@ PACKAGES=(
   libsystemd-dev
   gnutls-bin curl ca-certificates
   nginx lintian dpkg-dev fakeroot systemd socat prometheus softhsm2 libengine-pkcs11-openssl
-  # bench/responder.sh: the load generator and the servers it measures ours against (nginx: above)
-  wrk golang-cfssl util-linux
+  # bench/responder.sh: the load generator and the servers it measures ours against (nginx: above); ss and
+  # pgrep find free ports and a server's processes
+  wrk golang-cfssl util-linux iproute2 procps
 )
 PACKAGES+=("$@")
 
