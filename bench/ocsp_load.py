@@ -538,7 +538,7 @@ def attack_pipelined(port, stop, stats, sources, pki, threads=2, depth=100):
             burst = b"".join(post_bytes(pki.request(rng.randint(0x1001, 0x1006))) for _ in range(depth))
             try:
                 s = connect(port, source, timeout=10)
-                s.sendall(burst + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+                s.sendall(burst + b"GET /healthz HTTP/1.1\r\nHost: ocsp\r\nConnection: close\r\n\r\n")
                 data = b""
                 while True:
                     chunk = s.recv(65536)
