@@ -12,6 +12,7 @@ Exit status: 0 the run completed and its checks held, 1 a check failed, 2 bad us
 """
 import argparse
 import hashlib
+import multiprocessing
 import os
 import random
 import re
@@ -343,13 +344,14 @@ class LegitClient(threading.Thread):
     def run(self):
         connection = Connection(self.port, timeout=5.0)
         serials = list(self.expected)
+        requests = {serial: post_bytes(self.pki.request(serial)) for serial in serials}
         i = 0
         while not self.stop_flag.is_set():
             serial = serials[i % len(serials)]
             i += 1
             started = time.perf_counter()
             try:
-                status, body = connection.round_trip(post_bytes(self.pki.request(serial)))
+                status, body = connection.round_trip(requests[serial])
                 elapsed = time.perf_counter() - started
                 self.latencies.append(elapsed)
                 response_status, answers = parse_response(body) if status == 200 else (-1, [])
@@ -374,6 +376,8 @@ class LegitClient(threading.Thread):
         connection.close()
 
     def summary(self):
+        if getattr(self, "_summary", None) is not None:
+            return self._summary
         total = self.ok + self.failed + self.try_later + self.wrong
         lat = sorted(self.latencies) or [0.0]
         return {"requests": total, "success": 100.0 * self.ok / total if total else 0.0,
@@ -400,6 +404,39 @@ def attack_idle(port, stop, stats, sources, count=2000):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         s.close()
     stats["ended"] = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+
+
+class LegitProcess:
+    """LegitClient in a process of its own, forked before the attack starts: in one process the attackers'
+    threads would delay its requests through the GIL, and its latencies would measure Python, not the
+    responder. Same interface as LegitClient (start, stop_flag, join, summary, errors)."""
+
+    def __init__(self, port, pki, expected, rate=100):
+        context = multiprocessing.get_context("fork")
+        self.stop_flag = context.Event()
+        self._go = context.Event()
+        self._results = context.Queue()
+        self._client = LegitClient(port, pki, expected, rate)
+        self._process = context.Process(target=self._run, daemon=True)
+        self._process.start()
+        self.errors = []
+        self._summary = None
+
+    def _run(self):
+        self._go.wait()
+        self._client.stop_flag = self.stop_flag
+        self._client.run()
+        self._results.put((self._client.summary(), self._client.errors[:3]))
+
+    def start(self):
+        self._go.set()
+
+    def join(self):
+        self._summary, self.errors = self._results.get(timeout=60)
+        self._process.join(10)
+
+    def summary(self):
+        return self._summary
 
 
 def ended(s):
@@ -641,10 +678,10 @@ def abuse(args):
         used = fd_sources if name == "fd-exhaustion" else sources
         if name != "baseline":
             stats["from"] = used[0] if len(used) == 1 else f"{used[0]}-{used[-1]}"
+        client = LegitProcess(responder.port, pki, expected)  # forked while no attacker thread runs
         attacker = threading.Thread(target=target, daemon=True)
         attacker.start()
         time.sleep(1 if name in ("idle", "fd-exhaustion", "slowloris") else 0.2)  # let the connections open first
-        client = LegitClient(responder.port, pki, expected)
         client.start()
         # Idle connections: long enough for the server's idle timeout to close them.
         seconds = args.seconds * (6 if name == "unknown-serials" else 1)
