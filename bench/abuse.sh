@@ -6,9 +6,12 @@
 # library; the openssl CLI for the PKI and CRLs).
 #
 # usage: bench/abuse.sh [--seconds S] [--attacks a,b] [--unknown-serials N] [--fd-limit N] [--http-timeout S]
-#                       [--attacker-addresses N] [--workers N] [--signer-threads N] [--bin-dir DIR] [--work DIR]
+#                       [--attacker-addresses N] [--attacker-priority idle|normal] [--workers N]
+#                       [--signer-threads N] [--bin-dir DIR] [--work DIR]
 # The legitimate client connects from 127.0.0.1, attackers from 127.0.0.2 on (N addresses, default 1; the
 # fd-exhaustion attack takes as many as it needs to pass the open-file limit under the per-address cap).
+# The attackers run at SCHED_IDLE by default (they stand for other machines' CPU; normal: they compete for
+# these two cores with the responder and the legitimate client).
 # Default: each attack 10 s (idle ones: the idle timeout + 5 s; unknown serials: 60 s or 1,000,000 serials),
 # the release build (built here unless --bin-dir), work in bench/out/abuse.
 # Exit status: 0 the responder survived every attack and answered afterwards, 1 it did not, 2 set-up failure.
@@ -21,7 +24,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done

@@ -634,6 +634,19 @@ def attack_unknown_serials(port, stop, stats, sources, pki, limit, threads=4):
 ATTACKS = ["baseline", "idle", "fd-exhaustion", "slowloris", "flood", "garbage", "oversize", "pipelined", "unknown-serials"]
 
 
+def attacker_thread(target, priority):
+    """The attack's thread, at SCHED_IDLE unless `priority` is "normal": its sub-threads inherit the policy.
+    A real attacker spends its own machines' CPU; here the attackers share the responder's two cores, and at
+    normal priority Python's attack loops keep both busy, so the legitimate client's latency would measure
+    the run queue rather than the responder. At SCHED_IDLE they take every cycle nothing else wants: the
+    responder still has to read, parse and refuse all they send."""
+    def run():
+        if priority == "idle":
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread on Linux
+        target()
+    return run
+
+
 def abuse(args):
     raise_fd_limit()
     pki = Pki(os.path.join(args.work, "pki"))
@@ -644,7 +657,8 @@ def abuse(args):
     responder.import_crl(crl)
     responder.start(args.fd_limit)
     log(f"responder pid {responder.process.pid} on port {responder.port}, "
-        f"{args.workers} workers, {args.signer_threads} signer threads; fd limit "
+        f"{args.workers} workers, {args.signer_threads} signer threads; attackers at {args.attacker_priority} "
+        f"priority; fd limit "
         f"{open(f'/proc/{responder.process.pid}/limits').read().split('Max open files')[1].split()[0]}")
     expected = {0x1001: GOOD, 0x1002: REVOKED}
     rows = []
@@ -679,7 +693,7 @@ def abuse(args):
         if name != "baseline":
             stats["from"] = used[0] if len(used) == 1 else f"{used[0]}-{used[-1]}"
         client = LegitProcess(responder.port, pki, expected)  # forked while no attacker thread runs
-        attacker = threading.Thread(target=target, daemon=True)
+        attacker = threading.Thread(target=attacker_thread(target, args.attacker_priority), daemon=True)
         attacker.start()
         time.sleep(1 if name in ("idle", "fd-exhaustion", "slowloris") else 0.2)  # let the connections open first
         client.start()
@@ -933,6 +947,9 @@ def main():
                              "client from 127.0.0.1); fd-exhaustion uses as many as it needs past the "
                              "per-address cap")
     parser.add_argument("--unknown-serials", type=int, default=1_000_000)
+    parser.add_argument("--attacker-priority", choices=["idle", "normal"], default="idle",
+                        help="abuse: the attackers' CPU scheduling (idle: SCHED_IDLE, they use the CPU the "
+                             "responder and the legitimate client leave; normal: they compete with both)")
     parser.add_argument("--import-every", type=int, default=60)
     parser.add_argument("--entries", type=int, default=20000)
     parser.add_argument("--clients", type=int, default=4)
