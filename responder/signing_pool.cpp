@@ -1,6 +1,30 @@
 #include "responder/signing_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
 namespace ocsp::responder {
+namespace {
+
+// On 2 cores, two signing threads at the workers' priority hold both cores for a signature's milliseconds
+// while a worker with a stored answer waits in the run queue (the abuse bench's never-seen-serials sweep:
+// the legitimate p99 went from 0.4 to 2 ms). SCHED_BATCH keeps a signer from preempting a worker on wake-up,
+// and nice +5 gives the workers about three times its share when both want a core; signing is never starved.
+void LowerSigningPriority() {
+  sched_param param{};
+  param.sched_priority = 0;
+  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::min(nice + 5, 19));
+}
+
+}  // namespace
 
 SigningPool::SigningPool(unsigned threads, std::size_t max_pending) : max_pending_(max_pending) {
   threads_.reserve(threads);
@@ -37,6 +61,7 @@ void SigningPool::Stop() {
 }
 
 void SigningPool::Run() {
+  LowerSigningPriority();
   for (;;) {
     std::function<void()> job;
     {

@@ -3,7 +3,8 @@
 // Signing is the expensive step and must never run on an event loop. Past `max_pending` jobs (queued plus
 // running) TrySubmit refuses at once, so the caller answers tryLater instead of queueing without bound.
 // Thread safety: TrySubmit from any thread; Stop (and the destructor) from one thread, after which queued jobs
-// have run.
+// have run. The pool's threads run below the event loops' priority (SCHED_BATCH, nice +5): a burst of
+// signing must not delay the stored answers, which take microseconds of a worker's time.
 #pragma once
 
 #include <condition_variable>
