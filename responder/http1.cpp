@@ -30,6 +30,13 @@ constexpr std::size_t kMinInput = 4096;
 constexpr std::size_t kOutputHighWater = 256 * 1024;
 // A buffer grown for a large request is given back once it is empty.
 constexpr std::size_t kKeepCapacity = 16384;
+// After a closing reply, what the peer still sends is read and dropped for a while (RFC 9112 9.6): closing a
+// socket with unread input sends a reset, which can destroy our reply (a 413 or 431 most of all) in the
+// peer's receive buffer before it is read. Bounded in time, in silence and in bytes; the connection keeps
+// its slot under the caps meanwhile.
+constexpr auto kLingerTotal = std::chrono::seconds(2);
+constexpr timeval kLingerSilence{0, 500'000};
+constexpr std::size_t kLingerBytes = 4 << 20;
 
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -216,7 +223,11 @@ class HttpConnection {
   friend class HttpFrontEnd;
   friend class HttpExchange;
 
-  static void OnReadable(evutil_socket_t, short, void* self) { static_cast<HttpConnection*>(self)->Read(); }
+  static void OnReadable(evutil_socket_t, short what, void* self) {
+    auto* connection = static_cast<HttpConnection*>(self);
+    if (connection->lingering_) connection->Linger(what);
+    else connection->Read();
+  }
   static void OnWritable(evutil_socket_t, short, void* self) {
     auto* connection = static_cast<HttpConnection*>(self);
     if (connection->Flush()) connection->Process();
@@ -267,6 +278,29 @@ class HttpConnection {
     }
     (void)SetReading(false);
     Process();
+  }
+
+  void StartLingering() {
+    lingering_ = true;
+    linger_until_ = Steady::now() + kLingerTotal;
+    input_begin_ = input_end_ = 0;
+    if (input_.size() < kMinInput) input_.resize(kMinInput);
+    reading_ = true;
+    if (event_add(read_event_.get(), &kLingerSilence) != 0) owner_.Close(this);
+  }
+
+  // Drops what arrives after a closing reply; closes at the peer's end, after half a second of silence, past
+  // the total time or past the byte bound.
+  void Linger(short what) {
+    if (what & EV_READ) {
+      const ssize_t received = ::recv(fd_, input_.data(), input_.size(), 0);
+      if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+      if (received > 0) {
+        lingered_bytes_ += static_cast<std::size_t>(received);
+        if (lingered_bytes_ <= kLingerBytes && Steady::now() < linger_until_) return;
+      }
+    }
+    owner_.Close(this);
   }
 
   // Answers the complete requests in the input, in order, until one is deferred; then writes.
@@ -352,7 +386,7 @@ class HttpConnection {
     }
   }
 
-  // Writes what is pending. False when the connection is gone (closed or freed).
+  // Writes what is pending. False when the connection is gone (closed or freed) or only lingers.
   bool Flush() {
     while (pending_output() > 0) {
       const ssize_t sent = ::send(fd_, output_.data() + output_sent_, pending_output(), MSG_NOSIGNAL);
@@ -378,7 +412,8 @@ class HttpConnection {
     if (close_after_write_) {
       // Our side is done; the peer sees the end after the last reply instead of a reset.
       ::shutdown(fd_, SHUT_WR);
-      owner_.Close(this);
+      if (peer_closed_ || owner_.draining_) owner_.Close(this);
+      else StartLingering();
       return false;
     }
     return true;
@@ -398,6 +433,9 @@ class HttpConnection {
   bool close_after_write_ = false;  // a closing reply is queued
   bool continue_sent_ = false;
   bool detached_ = false;  // closed while a deferred reply was due: freed when it comes
+  bool lingering_ = false;  // the closing reply is sent; input is dropped until the socket closes
+  std::size_t lingered_bytes_ = 0;
+  Steady::time_point linger_until_{};
   std::vector<char> input_;
   std::size_t input_begin_ = 0;
   std::size_t input_end_ = 0;
@@ -540,6 +578,10 @@ void HttpFrontEnd::Sweep() {
     if (i >= connections_.size()) continue;  // closing one may have moved the last into a lower index
     HttpConnection* connection = connections_[i];
     if (connection->awaiting_ || connection->detached_) continue;
+    if (connection->lingering_) {
+      if (draining_ || now >= connection->linger_until_) Close(connection);
+      continue;
+    }
     if (connection->has_partial_request() && !connection->close_after_write_ &&
         now - connection->request_started_ > limits_.header_timeout) {
       counters_.header_timeouts.fetch_add(1, std::memory_order_relaxed);
