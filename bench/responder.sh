@@ -40,6 +40,7 @@ BIN_DIR=$ROOT/build/release/bin
 SCALE=0
 SCALE_ENTRIES=100000000
 SERVER_FILTER=""
+ROUNDS=1
 
 usage() {
   cat <<EOF
@@ -49,6 +50,8 @@ usage: bench/responder.sh [options]
   --connections L    comma-separated connection counts (default $CONNECTIONS)
   --modes L          pinned, unpinned or both (default $MODES)
   --servers L        comma-separated subset of ours,nginx,cfssl,openssl (default all; ratios need nginx)
+  --rounds R         run every server R times in turn per mode (default $ROUNDS); each row shows the best
+                     of its R runs, so a round slowed by other work on the machine does not decide a ratio
   --quick            --duration 3 --serials 2000
   --scale            a store of $SCALE_ENTRIES revoked entries (crl-gen) beside one of 10,000, our responder
                      and nginx only
@@ -65,6 +68,7 @@ while [[ $# -gt 0 ]]; do
     --connections) CONNECTIONS=${2:?}; shift 2 ;;
     --modes) MODES=${2:?}; shift 2 ;;
     --servers) SERVER_FILTER=${2:?}; shift 2 ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
     --quick) DURATION=3; SERIALS=2000; shift ;;
     --scale) SCALE=1; shift ;;
     --scale-entries) SCALE_ENTRIES=${2:?}; shift 2 ;;
@@ -437,8 +441,8 @@ run_load() {  # name method connections wrk-prefix...
 
 # Constant rate, GET, 16 connections, at half our responder's best GET rate of this mode (each server gets
 # the same rate; the server's own best when ours was not measured): p50 and p99 measured from each request's
-# scheduled time (ocsp-load; wrk2 is not in Debian). Half of nginx's own peak would be ~50k requests/s
-# unpinned, more than ocsp-load's blocking threads send on a shared 2-core machine.
+# scheduled time (ocsp-load, one epoll loop; wrk2 is not in Debian). One rate for both servers, so that
+# their latencies answer the same question.
 run_rate() {  # name load-prefix...
   local name=$1; shift
   local peak rate out summary
@@ -482,8 +486,9 @@ for MODE in "${MODE_LIST[@]}"; do
     SERVER_PREFIX=(); WRK_PREFIX=(); WRK_THREADS=2
     OURS_WORKERS=$CORES; OURS_SIGNERS=$CORES; NGINX_WORKERS=$CORES; OPENSSL_PROCESSES=$CORES
   fi
+  for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   for name in "${SERVERS[@]}"; do
-    log "$MODE: $name"
+    log "$MODE: $name (round $ROUND of $ROUNDS)"
     if ! start_server "$name" "${SERVER_PREFIX[@]}"; then
       log "$name did not start (logs/$name-$MODE.log)"
       CHECKED[$MODE/$name/GET]="did not start"; CHECKED[$MODE/$name/POST]="did not start"; stop_server; continue
@@ -506,6 +511,7 @@ for MODE in "${MODE_LIST[@]}"; do
     RSS[$MODE/$name]=$(peak_rss "$SERVER_PID")
     stop_server
   done
+  done
 done
 
 # ---------------------------------------------------------------------------------------------------------
@@ -526,6 +532,7 @@ label_of() {
   esac
 }
 echo "load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER"
+[[ $ROUNDS -gt 1 ]] && echo "each row: the best of $ROUNDS runs of that server (the servers took turns, round by round)"
 printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %6s %9s\n' mode server method conns "requests/s" "p50 ms" \
   "p99 ms" "vs nginx" errors "CPU us" "CPU vs" "server" "peak RSS"
 printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %6s %9s\n' "" "" "" "" "" "" "" "" "" "/req" "nginx" "CPU %" ""
@@ -540,8 +547,12 @@ for MODE in "${MODE_LIST[@]}"; do
       for connections in "${CONNECTION_LIST[@]}"; do
         awk -F'\t' -v m="$MODE" -v s="$name" -v me="$method" -v c="$connections" -v rss="${RSS[$MODE/$name]:-0}" \
           -v label="$label" '
-          $1==m && $3==me && $4==c && $2=="nginx" && $5 > 0 { ref = $5 / ($6 / 1e6); refcpu = $11 / $5 }
-          $1==m && $3==me && $4==c && $2==s { row = $0 }
+          $1==m && $3==me && $4==c && $2=="nginx" && $5 > 0 {
+            r = $5 / ($6 / 1e6); if (r > ref) { ref = r; refcpu = $11 / $5 }
+          }
+          $1==m && $3==me && $4==c && $2==s {
+            r = $6 > 0 ? $5 / ($6 / 1e6) : 0; if (row == "" || r > best) { best = r; row = $0 }
+          }
           END {
             split(row, f, "\t")
             rps = f[6] > 0 ? f[5] / (f[6] / 1e6) : 0
@@ -578,10 +589,16 @@ awk -F'\t' -v scale="$SCALE" '
   FILENAME == ARGV[1] {
     if ($5 <= 0) next
     key = $1 SUBSEP $3 SUBSEP $4
-    rps[$2, key] = $5 / ($6 / 1e6); cpu[$2, key] = $11 / $5; keys[key] = 1; modes[$1] = 1
+    r = $5 / ($6 / 1e6)
+    if (!(($2, key) in rps) || r > rps[$2, key]) { rps[$2, key] = r; cpu[$2, key] = $11 / $5 }
+    keys[key] = 1; modes[$1] = 1
     next
   }
-  { p99[$1, $2] = $6 }
+  {  # every round counts: the worst p99 and the best
+    if (!(($1, $2) in p99) || $6 + 0 > p99[$1, $2] + 0) p99[$1, $2] = $6
+    if (!(($1, $2) in p99best) || $6 + 0 < p99best[$1, $2] + 0) p99best[$1, $2] = $6
+    runs[$1, $2]++
+  }
   function worst(a, b, lo,    k, r, w, have) {
     # smallest (lo) or largest ratio a/b over the shared keys; "-" without any
     have = 0
@@ -610,5 +627,9 @@ awk -F'\t' -v scale="$SCALE" '
       }
       for (m in pg) printf "  POST vs GET, %s (target >= 0.90): worst %.2f\n", m, pg[m]
     }
-    for (m in modes) if ((m, "ours") in p99) printf "  p99 at half the peak, %s (target < 1 ms): %s ms\n", m, p99[m, "ours"]
+    for (m in modes) if ((m, "ours") in p99) {
+      printf "  p99 at half the peak, %s (target < 1 ms): %s ms", m, p99[m, "ours"]
+      if (runs[m, "ours"] > 1) printf " (the worst of %d runs; the best %s ms)", runs[m, "ours"], p99best[m, "ours"]
+      printf "\n"
+    }
   }' "$RESULTS" "$RATE_RESULTS"
