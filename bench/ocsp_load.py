@@ -385,6 +385,15 @@ class LegitClient(threading.Thread):
                 "try_later": self.try_later, "failed": self.failed, "wrong": self.wrong}
 
 
+def run_in_threads(run, threads):
+    """run(0) ... run(threads - 1), each on a thread of its own; returns when all have."""
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
 # --- attacks -----------------------------------------------------------------------------------------------
 def attack_idle(port, stop, stats, sources, count=2000):
     """Connections that connect and never send a byte, spread over `sources` in turn."""
@@ -502,11 +511,7 @@ def attack_flood(port, stop, stats, sources, threads=4):
                 counts[i] += 1
             except OSError:
                 pass
-    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_in_threads(run, threads)
     stats["connections"] = sum(counts)
 
 
@@ -542,11 +547,7 @@ def one_shot_attack(port, stop, stats, sources, make_payload, threads=2):
                     replies[code] = replies.get(code, 0) + 1
             except OSError:
                 pass
-    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_in_threads(run, threads)
     stats["sent"] = sum(counts)
     stats["replies"] = ", ".join(f"{k}: {v}" for k, v in sorted(replies.items()))
 
@@ -586,11 +587,7 @@ def attack_pipelined(port, stop, stats, sources, pki, threads=2, depth=100):
                 counts[i] += data.count(b"HTTP/1.1 200")
             except OSError:
                 pass
-    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_in_threads(run, threads)
     stats["answered"] = sum(counts)
 
 
@@ -622,11 +619,7 @@ def attack_unknown_serials(port, stop, stats, sources, pki, limit, threads=4):
             with lock:
                 done[0] += 1
                 statuses[key] = statuses.get(key, 0) + 1
-    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_in_threads(run, threads)
     stats["distinct serials"] = done[0]
     stats["answers"] = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
 
