@@ -10,18 +10,18 @@ std::size_t ConnectionLimits::Slot(Address128 address) {
   return static_cast<std::size_t>(x % 16384);
 }
 
-bool ConnectionLimits::TryAcquire(Address128 address) {
+Admission ConnectionLimits::TryAcquire(Address128 address) {
   if (total_.fetch_add(1, std::memory_order_relaxed) >= max_total_) {
     total_.fetch_sub(1, std::memory_order_relaxed);
-    return false;
+    return Admission::kOverTotal;
   }
   auto& slot = per_address_[Slot(address)];
   if (slot.fetch_add(1, std::memory_order_relaxed) >= max_per_address_) {
     slot.fetch_sub(1, std::memory_order_relaxed);
     total_.fetch_sub(1, std::memory_order_relaxed);
-    return false;
+    return Admission::kOverAddress;
   }
-  return true;
+  return Admission::kAdmitted;
 }
 
 void ConnectionLimits::Release(Address128 address) {

@@ -14,12 +14,15 @@
 
 namespace ocsp::responder {
 
+enum class Admission : std::uint8_t { kAdmitted, kOverTotal, kOverAddress };
+
 class ConnectionLimits {
  public:
   ConnectionLimits(unsigned max_total, unsigned max_per_address)
       : max_total_(max_total), max_per_address_(max_per_address) {}
-  // Takes a slot for a new connection from `address`; false (nothing taken) when a cap is reached.
-  bool TryAcquire(Address128 address);
+  // Takes a slot for a new connection from `address` (kAdmitted); otherwise nothing is taken, and the result
+  // says which cap was reached.
+  Admission TryAcquire(Address128 address);
   void Release(Address128 address);
   [[nodiscard]] unsigned open() const { return total_.load(std::memory_order_relaxed); }
 
@@ -35,6 +38,10 @@ class ConnectionLimits {
 struct ConnectionCounters {
   std::atomic<std::uint64_t> refused_over_cap{0};
   std::atomic<std::uint64_t> header_timeouts{0};
+  // Idle keep-alive connections closed to admit a new one at the overall cap.
+  std::atomic<std::uint64_t> evicted_idle{0};
+  // Times accepting paused for 100 ms because accept() found no descriptor (or kernel memory) left.
+  std::atomic<std::uint64_t> accept_pauses{0};
   // Connections the front ends hold (and so a descriptor or a reply still due); 0 once every closed one is
   // freed. A gauge, for tests and the fuzz target, which wait for it to return to 0.
   std::atomic<std::uint64_t> tracked{0};

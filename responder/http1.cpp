@@ -37,6 +37,11 @@ constexpr std::size_t kKeepCapacity = 16384;
 constexpr auto kLingerTotal = std::chrono::seconds(2);
 constexpr timeval kLingerSilence{0, 500'000};
 constexpr std::size_t kLingerBytes = 4 << 20;
+// At the overall connection cap, a new connection takes the place of the longest-idle keep-alive connection
+// among a sample of this many, if that one has been idle at least kEvictableIdle: connections that only sit
+// there are the cheapest way to lock verifiers out, and a client whose idle connection closes reconnects.
+constexpr std::size_t kEvictionSample = 32;
+constexpr auto kEvictableIdle = std::chrono::seconds(1);
 
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -520,7 +525,11 @@ void HttpFrontEnd::Complete(HttpTicket ticket, const HttpReply& reply) {
 void HttpFrontEnd::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* address, int length, void* arg) {
   auto* self = static_cast<HttpFrontEnd*>(arg);
   const Address128 key = AddressOf(address).value_or(0);
-  if (self->draining_ || !self->connection_limits_.TryAcquire(key)) {
+  Admission admission = self->draining_ ? Admission::kOverTotal : self->connection_limits_.TryAcquire(key);
+  if (admission == Admission::kOverTotal && !self->draining_ && self->EvictIdle()) {
+    admission = self->connection_limits_.TryAcquire(key);  // another worker may have taken the slot first
+  }
+  if (admission != Admission::kAdmitted) {
     if (!self->draining_) self->counters_.refused_over_cap.fetch_add(1, std::memory_order_relaxed);
     [[maybe_unused]] const ssize_t sent =
         ::send(fd, kServiceUnavailable.data(), kServiceUnavailable.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -555,6 +564,7 @@ void HttpFrontEnd::OnAcceptError(evconnlistener* listener, void* arg) {
   (void)listener;
   const timeval pause{0, 100'000};
   evtimer_add(self->resume_accept_.get(), &pause);
+  self->counters_.accept_pauses.fetch_add(1, std::memory_order_relaxed);
   const auto now = Steady::now();
   ++self->accept_pauses_;
   if (now - self->last_pause_log_ >= std::chrono::seconds(10)) {
@@ -597,6 +607,28 @@ void HttpFrontEnd::Sweep() {
     const bool idle = !connection->has_partial_request() && connection->pending_output() == 0;
     if ((idle && draining_) || now - connection->last_activity_ > limits_.idle_timeout) Close(connection);
   }
+}
+
+// Closes the longest-idle connection among a sample (see kEvictionSample); false when none qualifies.
+bool HttpFrontEnd::EvictIdle() {
+  if (connections_.empty()) return false;
+  const auto now = Steady::now();
+  HttpConnection* oldest = nullptr;
+  for (std::size_t n = 0; n < std::min(kEvictionSample, connections_.size()); ++n) {
+    HttpConnection* connection = connections_[eviction_cursor_++ % connections_.size()];
+    const bool idle = !connection->awaiting_ && !connection->detached_ && !connection->lingering_ &&
+                      !connection->close_after_write_ && !connection->has_partial_request() &&
+                      connection->pending_output() == 0;
+    if (idle && now - connection->last_activity_ >= kEvictableIdle &&
+        (oldest == nullptr || connection->last_activity_ < oldest->last_activity_)) {
+      oldest = connection;
+    }
+  }
+  if (oldest == nullptr) return false;
+  counters_.evicted_idle.fetch_add(1, std::memory_order_relaxed);
+  ::shutdown(oldest->fd_, SHUT_WR);  // an end of stream, not a reset: nothing of it is unread
+  Close(oldest);
+  return true;
 }
 
 // Frees the connection and its slot; one whose deferred reply is still due only loses its socket now.

@@ -15,7 +15,9 @@
 // Bounds: the request head (request-line and fields) is at most `max_head_bytes` (else 431), the body at most
 // `max_body_bytes` (else 413); both close the connection. A request must arrive whole within
 // `header_timeout` of its first byte (else 408 and close: slowloris); a connection with nothing under way
-// closes after `idle_timeout`, as does one whose peer stops reading our replies.
+// closes after `idle_timeout`, as does one whose peer stops reading our replies. At the overall connection cap a
+// new connection takes the place of a keep-alive connection idle for a second or more; past the per-address
+// cap it gets 503. After a closing reply the connection lingers briefly, reading and dropping (RFC 9112 9.6).
 // Thread safety: an HttpFrontEnd and everything it hands out belong to the thread that runs its event_base;
 // ConnectionLimits (shared by all front ends) is atomics only.
 #pragma once
@@ -153,6 +155,7 @@ class HttpFrontEnd {
   static void OnResumeAccept(evutil_socket_t, short, void* self);
   static void OnSweep(evutil_socket_t, short, void* self);
   void Sweep();
+  bool EvictIdle();
   void Close(HttpConnection* connection);
   std::string_view DateField();  // "Date: ...\r\n", formatted once per second
 
@@ -164,6 +167,7 @@ class HttpFrontEnd {
   bool draining_ = false;
   std::vector<std::unique_ptr<evconnlistener, void (*)(evconnlistener*)>> listeners_;
   std::vector<HttpConnection*> connections_;  // owned; each knows its index here
+  std::size_t eviction_cursor_ = 0;           // where EvictIdle's next sample starts
   EventPtr sweep_;
   EventPtr resume_accept_;
   std::chrono::steady_clock::time_point last_pause_log_{};

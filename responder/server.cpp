@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <csignal>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -34,6 +36,24 @@ void Socket::Close() noexcept {
 namespace {
 
 using Steady = std::chrono::steady_clock;
+
+// The overall connection cap, lowered to fit the open-file limit. Past the limit accept() fails and the front
+// end can only pause accepting (new connections wait in the backlog for an idle one to time out); under the
+// cap it decides, and can give an idle connection's place to a new one. The reserve covers the listeners,
+// the event loops' own descriptors, the store, logs and the metrics listener's connections.
+unsigned ConnectionCap(const config::Config& config) {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return config.max_connections;
+  const rlim_t reserve = 192 + 16 * static_cast<rlim_t>(config.workers);
+  const auto fits = static_cast<unsigned>(std::min<rlim_t>(files.rlim_cur > reserve ? files.rlim_cur - reserve : 16,
+                                                           std::numeric_limits<unsigned>::max()));
+  if (fits >= config.max_connections) return config.max_connections;
+  Log(LogLevel::kWarning, "max_connections_lowered",
+      {{"configured", std::to_string(config.max_connections)},
+       {"effective", std::to_string(fits)},
+       {"open_file_limit", std::to_string(files.rlim_cur)}});
+  return fits;
+}
 
 constexpr std::string_view kOcspResponseType = "application/ocsp-response";
 constexpr std::string_view kOcspRequestType = "application/ocsp-request";
@@ -791,7 +811,7 @@ Server::Server(ServerDependencies dependencies, const config::Config& config)
     : dependencies_(dependencies),
       config_(config),
       counters_(std::make_unique<FrontEndCounters>()),
-      limits_(std::make_unique<ConnectionLimits>(config.max_connections, config.max_connections_per_address)) {}
+      limits_(std::make_unique<ConnectionLimits>(ConnectionCap(config), config.max_connections_per_address)) {}
 
 Server::~Server() {
   for (auto& worker : workers_) {
@@ -1000,6 +1020,8 @@ void Server::Run() {
        {"not_modified", text(c.not_modified)},
        {"connections_refused_over_cap", text(c.connections.refused_over_cap)},
        {"header_timeouts", text(c.connections.header_timeouts)},
+       {"idle_connections_evicted", text(c.connections.evicted_idle)},
+       {"accept_pauses", text(c.connections.accept_pauses)},
        {"reloads", text(c.reloads)},
        {"failed_reloads", text(c.failed_reloads)}});
 }

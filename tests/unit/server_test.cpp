@@ -1,14 +1,21 @@
 // The signing pool and the HTTP front end under concurrency, in one process, so that ThreadSanitizer (the
 // dev-tsan preset) sees the clients, the event-loop workers and the signing threads together.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/ocsp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "responder/server.h"
 #include "responder/signing_pool.h"
 #include "tests/support/http_client.h"
 #include "tests/support/inprocess_responder.h"
@@ -162,4 +169,47 @@ TEST_CASE("server: stopping while requests are in flight neither hangs nor crash
   done.store(true);
   for (auto& thread : clients) thread.join();
   CHECK(answered.load() >= 20);
+}
+
+TEST_CASE("server: out of descriptors, accepting pauses instead of spinning, and resumes") {
+  InProcessResponder responder;
+  const auto& counters = responder.counters().connections;
+  // Everything the server builds once (the first request's objects) is built while descriptors are plenty.
+  auto first = PostOcsp(responder.port(), responder.Request(0x1002));
+  REQUIRE(first.has_value());
+  CHECK(first->status == 200);
+  // The sockets exist before the limit drops; connecting them needs no descriptor on our side, so every
+  // connection waits in the backlog for an accept() that finds none.
+  std::vector<int> clients;
+  for (int i = 0; i < 32; ++i) clients.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(std::ranges::none_of(clients, [](int fd) { return fd < 0; }));
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  const int lowest_free = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // descriptors are numbered lowest first
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  const auto pauses_before = counters.accept_pauses.load();
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(responder.port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : clients) CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  std::this_thread::sleep_for(1s);
+  const auto pauses = counters.accept_pauses.load() - pauses_before;
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  // A pause of 100 ms at a time on each of two workers: about 20 in the second, where a spinning accept loop
+  // would fail millions of times.
+  CHECK(pauses >= 1);
+  CHECK(pauses <= 40);
+  // With descriptors back, the waiting connections are accepted and answered.
+  const std::string request = OcspPostRequest(responder.Request(0x1002), /*keep_alive=*/false);
+  REQUIRE(::send(clients.front(), request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string received;
+  char buffer[4096];
+  for (ssize_t got; (got = ::recv(clients.front(), buffer, sizeof buffer, 0)) > 0;) received.append(buffer, got);
+  CHECK(received.starts_with("HTTP/1.1 200 OK"));
+  for (int fd : clients) ::close(fd);
 }
