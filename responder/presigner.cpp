@@ -41,6 +41,7 @@ PresignOptions PresignOptionsFrom(const config::PresignConfig& config) {
   }
   options.resign_lead_seconds = config.resign_lead_seconds;
   options.scan_interval_seconds = config.scan_interval_seconds;
+  options.full_scan_interval_seconds = std::max(config.scan_interval_seconds, 600u);
   options.batch = config.batch;
   options.good_from_issued_serials = config.good_from_issued_serials;
   options.max_good_responses = config.max_good_responses;
@@ -103,7 +104,44 @@ void Presigner::Wake() {
 }
 
 PresignProgress Presigner::progress() const {
-  return PresignProgress{signed_.load(), failed_.load(), skipped_.load(), scans_.load(), signing_seconds_.load()};
+  return PresignProgress{signed_.load(),     failed_.load(), skipped_.load(), scans_.load(), quiet_skips_.load(),
+                         signing_seconds_.load()};
+}
+
+Result<std::uint64_t> Presigner::StateToken(MDB_txn* txn, const Snapshot& snapshot) const {
+  std::uint64_t token = 14695981039346656037ull;  // FNV-1a over the fields
+  auto mix = [&token](std::uint64_t value) {
+    for (int i = 0; i < 8; ++i) {
+      token ^= (value >> (8 * i)) & 0xff;
+      token *= 1099511628211ull;
+    }
+  };
+  for (std::size_t index = 0; index < snapshot.issuers.size(); ++index) {
+    auto state = store_.GetIssuerState(txn, snapshot.issuers.at(index).id);
+    if (!state) return std::unexpected(state.error());
+    mix(index);
+    if (!*state) continue;
+    const store::IssuerState& s = **state;
+    mix(s.issuer_no), mix(s.last_crl_id), mix(s.last_partition_no), mix(s.pinned ? 1 : 0);
+    mix(s.compromised_since ? static_cast<std::uint64_t>(*s.compromised_since) : ~0ull);
+    mix(s.coverage.partitions_held), mix(s.coverage.partitions_expected), mix(s.coverage.complete ? 1 : 0);
+    mix(static_cast<std::uint64_t>(s.coverage.oldest_this_update));
+    mix(s.coverage.earliest_next_update ? static_cast<std::uint64_t>(*s.coverage.earliest_next_update) : ~0ull);
+    mix(s.coverage.entries);
+  }
+  return token;
+}
+
+bool Presigner::StillQuiet() {
+  if (!quiet_ || options_.good_from_issued_serials) return false;  // that walk resumes where it stopped
+  if (Steady::now() - quiet_->scanned_at >= std::chrono::seconds(options_.full_scan_interval_seconds)) return false;
+  if (clock_.Now() >= quiet_->next_due) return false;
+  const auto snapshot = snapshots_();
+  if (snapshot != quiet_->snapshot || !snapshot) return false;
+  auto txn = store_.BeginRead();
+  if (!txn) return false;
+  auto token = StateToken(txn->get(), *snapshot);
+  return token && *token == quiet_->state_token;
 }
 
 Result<Presigner::Batch> Presigner::Scan(bool& more) {
@@ -121,6 +159,9 @@ Result<Presigner::Batch> Presigner::Scan(bool& more) {
   const UnixSeconds now = clock_.Now();
   auto txn = store_.BeginRead();
   if (!txn) return std::unexpected(txn.error());
+  auto token = StateToken(txn->get(), *batch_out.snapshot);
+  if (!token) return std::unexpected(token.error());
+  batch_out.state_token = *token;
   std::priority_queue<Candidate, std::vector<Candidate>, NewerFirst> revoked;
   std::vector<Candidate> good;
   std::size_t wanted_revoked = 0;
@@ -134,9 +175,15 @@ Result<Presigner::Batch> Presigner::Scan(bool& more) {
     const UnixSeconds current_this_update = std::min((*state)->coverage.oldest_this_update, now);
     // A stored response needs signing again when another responder certificate is in use, or when the store
     // holds a newer CRL state and the response is within the lead of its nextUpdate.
+    // The time a response becomes stale: at its nextUpdate, or within the lead of it once a newer CRL is held.
+    auto due = [&](const store::StoredResponseInfo& info) {
+      return info.this_update < current_this_update ? info.next_update - options_.resign_lead_seconds
+                                                     : info.next_update;
+    };
     auto stale = [&](const store::StoredResponseInfo& info) {
-      return info.signer_id != signer_id || info.next_update <= now ||
-             (info.this_update < current_this_update && now >= info.next_update - options_.resign_lead_seconds);
+      if (info.signer_id != signer_id || now >= due(info) || info.next_update <= now) return true;
+      batch_out.next_due = std::min(batch_out.next_due, due(info));
+      return false;
     };
     auto walked = store_.WalkRevoked(
         txn->get(), (*state)->issuer_no,
@@ -346,6 +393,7 @@ Result<PresignProgress> Presigner::RunUntilDone() {
 
 void Presigner::Loop() {
   bool more = false;
+  bool woken = false;
   // Idle priority for this thread too: it signs beside its helpers (SignAll).
   if (options_.idle_priority) LowerPriority();
   while (true) {
@@ -356,8 +404,13 @@ void Presigner::Loop() {
                        [&] { return stopping_ || woken_; });
       }
       if (stopping_) return;
-      woken_ = false;
+      woken = std::exchange(woken_, false);
     }
+    if (!more && !woken && StillQuiet()) {
+      ++quiet_skips_;
+      continue;
+    }
+    quiet_.reset();
     auto batch = Scan(more);
     if (!batch) {
       Log(LogLevel::kError, "presign_scan_failed", {{"error", batch.error().Describe()}});
@@ -365,6 +418,7 @@ void Presigner::Loop() {
       continue;
     }
     if (batch->candidates.empty()) {
+      if (!more) quiet_ = Quiet{batch->snapshot, batch->state_token, batch->next_due, Steady::now()};
       more = false;
       continue;
     }

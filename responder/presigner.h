@@ -8,13 +8,18 @@
 // signing happens outside any snapshot, so old pages are never pinned through a long signing run.
 // Threads: one scheduling thread plus `threads` signing threads at idle priority, which take the CPU only
 // when serving and on-demand signing leave it free.
+// A periodic scan that found nothing to do is not repeated while the snapshot and every issuer's state are
+// unchanged and no stored response has reached its re-sign time (at JPKI scale a scan walks tens of millions
+// of entries); a full scan still runs every `full_scan_interval_seconds`, and after every Wake.
 // Thread safety: Start/Stop/RunUntilDone from one thread; Wake from any.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,6 +41,7 @@ struct PresignOptions {
   std::vector<store::HashAlgorithm> algorithms{store::HashAlgorithm::kSha1};
   UnixSeconds resign_lead_seconds = 12 * 3600;
   unsigned scan_interval_seconds = 30;
+  unsigned full_scan_interval_seconds = 600;
   std::size_t batch = 4096;
   bool idle_priority = true;
   // Presign good responses for the serials of an issuer's issued-serials list (within max_good_responses).
@@ -50,6 +56,7 @@ struct PresignProgress {
   std::uint64_t failed = 0;   // signing failed (logged)
   std::uint64_t skipped = 0;  // the authority no longer answered the same (an import in between)
   std::uint64_t scans = 0;
+  std::uint64_t quiet_skips = 0;  // periodic scans left out: nothing could have changed since a quiet scan
   double signing_seconds = 0;  // wall time spent in signing phases
 };
 
@@ -91,7 +98,21 @@ class Presigner {
     std::shared_ptr<const Snapshot> snapshot;
     std::vector<UniquePtr<X509>> issuer_certificates;  // parallel to snapshot->issuers, for building CertIDs
     std::vector<Candidate> candidates;                 // newest revocations first
+    std::uint64_t state_token = 0;                      // StateToken as the scan read it
+    UnixSeconds next_due = std::numeric_limits<UnixSeconds>::max();  // the earliest re-sign time it saw
   };
+  // What a scan that found nothing to do saw.
+  struct Quiet {
+    std::shared_ptr<const Snapshot> snapshot;
+    std::uint64_t state_token = 0;
+    UnixSeconds next_due = 0;
+    std::chrono::steady_clock::time_point scanned_at;
+  };
+  // A digest of every issuer's state in the store (CRLs held, partitions, coverage, compromise): an import or
+  // a declaration changes it.
+  Result<std::uint64_t> StateToken(MDB_txn* txn, const Snapshot& snapshot) const;
+  // True when a scan now would find what the quiet scan found: nothing.
+  bool StillQuiet();
   // Up to options_.batch candidates; `more` when the batch was full.
   Result<Batch> Scan(bool& more);
   // Good responses to presign from the issuer's issued-serials list, resuming where the last scan stopped.
@@ -110,7 +131,8 @@ class Presigner {
 
   // Where the walk over each issuer's issued-serials list resumes (the scheduling thread's, or RunUntilDone's).
   std::vector<std::uint64_t> issued_position_;
-  std::atomic<std::uint64_t> signed_{0}, failed_{0}, skipped_{0}, scans_{0};
+  std::atomic<std::uint64_t> signed_{0}, failed_{0}, skipped_{0}, scans_{0}, quiet_skips_{0};
+  std::optional<Quiet> quiet_;  // the scheduling thread's
   std::atomic<double> signing_seconds_{0};
   std::mutex mutex_;
   std::condition_variable wake_;

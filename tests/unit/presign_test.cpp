@@ -1,6 +1,9 @@
 // The presigned-response path: the presigner, the single writer, and what a stored response may be used for.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "importer/import.h"
 #include "responder/presigner.h"
 #include "tests/support/test_pki.h"
@@ -282,4 +285,48 @@ TEST_CASE("presign: with good_from_issued_serials, every listed serial no CRL re
     auto txn = f.store.BeginRead();
     CHECK(f.store.CountResponses(txn->get())->good == 5);
   }
+}
+
+TEST_CASE("presign: periodic scans are left out while nothing changed, and run again on an import or a re-sign time") {
+  Fixture f;
+  const UnixSeconds now = f.clock.Now();
+  f.Import(ThreeRevoked(now));
+  PresignOptions options;
+  options.threads = 1;
+  options.idle_priority = false;
+  options.scan_interval_seconds = 1;
+  options.resign_lead_seconds = 3600;
+  std::shared_ptr<const Snapshot> current = f.snapshot;
+  Presigner presigner(f.store, [current] { return current; }, f.writer, f.clock, options);
+  presigner.Start();
+  auto wait_for = [&](auto done) {
+    for (int i = 0; i < 100 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return done();
+  };
+  // The first scans sign the three, the next finds nothing: quiet from then on.
+  REQUIRE(wait_for([&] { return presigner.progress().signed_responses == 3; }));
+  REQUIRE(wait_for([&] { return presigner.progress().quiet_skips >= 1; }));
+  const auto scans = presigner.progress().scans;
+  REQUIRE(wait_for([&] { return presigner.progress().quiet_skips >= 2; }));
+  CHECK(presigner.progress().scans == scans);
+
+  // An import changes the issuer's state: the next periodic scan runs and signs the new serial.
+  CrlOptions next = ThreeRevoked(now);
+  next.number = 2;
+  next.revoked.push_back({Serial(0x13), now - 60, 1, std::nullopt});
+  f.Import(next);
+  CHECK(wait_for([&] { return f.Stored(0x13).has_value(); }));
+  CHECK(presigner.progress().scans > scans);
+
+  // Quiet again; then the clock reaches the stored responses' nextUpdate (the CRL's, a day on): they are
+  // stale, and a scan runs although nothing in the store changed.
+  REQUIRE(wait_for([&] {
+    const auto before = presigner.progress().quiet_skips;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    return presigner.progress().quiet_skips > before;
+  }));
+  const auto quiet_scans = presigner.progress().scans;
+  f.clock.Advance(86400);
+  CHECK(wait_for([&] { return presigner.progress().scans > quiet_scans; }));
+  presigner.Stop();
 }
