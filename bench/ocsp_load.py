@@ -532,6 +532,7 @@ def one_shot_attack(port, stop, stats, sources, make_payload, threads=2):
                 except OSError:
                     pass
                 data = b""
+                reset = False
                 try:
                     while True:
                         chunk = s.recv(65536)
@@ -539,10 +540,12 @@ def one_shot_attack(port, stop, stats, sources, make_payload, threads=2):
                             break
                         data += chunk
                 except OSError:
-                    pass
+                    reset = True
                 s.close()
                 counts[i] += 1
-                code = data[9:12].decode("latin-1") if data.startswith(b"HTTP/1.") else ("reset" if not data else "?")
+                # "closed": an end of stream without a reply (an incomplete request when we half-closed).
+                code = (data[9:12].decode("latin-1") if data.startswith(b"HTTP/1.")
+                        else "reset" if reset else "closed" if not data else "?")
                 with lock:
                     replies[code] = replies.get(code, 0) + 1
             except OSError:

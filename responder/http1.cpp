@@ -40,8 +40,10 @@ constexpr std::size_t kLingerBytes = 4 << 20;
 // At the overall connection cap, a new connection takes the place of the longest-idle keep-alive connection
 // among a sample of this many, if that one has been idle at least kEvictableIdle: connections that only sit
 // there are the cheapest way to lock verifiers out, and a client whose idle connection closes reconnects.
+// 250 ms: a client that has just connected has sent its request well within it, and a verifier connecting
+// during a flood of idle connections gets in on its first try.
 constexpr std::size_t kEvictionSample = 32;
-constexpr auto kEvictableIdle = std::chrono::seconds(1);
+constexpr auto kEvictableIdle = std::chrono::milliseconds(250);
 
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -77,6 +79,39 @@ void ForEachToken(std::string_view value, F&& token) {
   }
 }
 
+// Whether `prefix`, the start of a request-line not yet ended by LF, can still become one the parser below
+// takes: so that garbage (a TLS ClientHello, random bytes) is answered 400 at once instead of waiting for a
+// line end that never comes, and that a client that half-closes after it still gets the answer. Accepts
+// exactly the prefixes of `token SP target SP HTTP/d.d [CR]`.
+bool CouldBeRequestLine(std::string_view prefix) {
+  if (const auto cr = prefix.find('\r'); cr != std::string_view::npos) {
+    if (cr + 1 != prefix.size()) return false;  // a CR is only allowed just before the LF
+    prefix.remove_suffix(1);
+  }
+  std::size_t i = 0;
+  while (i < prefix.size() && prefix[i] != ' ') {
+    if (!IsTokenChar(prefix[i])) return false;
+    ++i;
+  }
+  if (i == prefix.size()) return true;
+  if (i == 0) return false;
+  const std::size_t target = ++i;
+  while (i < prefix.size() && prefix[i] != ' ') {
+    const auto c = static_cast<unsigned char>(prefix[i]);
+    if (c <= 0x20 || c == 0x7f) return false;
+    ++i;
+  }
+  if (i == prefix.size()) return true;
+  if (i == target) return false;
+  const std::string_view version = prefix.substr(i + 1);
+  constexpr std::string_view kShape = "HTTP/d.d";
+  if (version.size() > kShape.size()) return false;
+  for (std::size_t k = 0; k < version.size(); ++k) {
+    if (kShape[k] == 'd' ? (version[k] < '0' || version[k] > '9') : version[k] != kShape[k]) return false;
+  }
+  return true;
+}
+
 ParseOutcome Refuse(ParseState& state, int status, std::string_view reason) {
   state.error_status = status;
   state.error_reason = reason;
@@ -104,6 +139,8 @@ ParseOutcome ParseHttpRequest(std::string_view input, const HttpLimits& limits, 
   }
   if (head_end == std::string_view::npos) {
     if (input.size() > limits.max_head_bytes) return Refuse(state, 431, "Request Header Fields Too Large");
+    const std::string_view first_line = input.substr(start, input.find('\n', start) - start);
+    if (!CouldBeRequestLine(first_line)) return Refuse(state, 400, "Bad Request");
     return ParseOutcome::kIncomplete;
   }
   if (head_end > limits.max_head_bytes) return Refuse(state, 431, "Request Header Fields Too Large");

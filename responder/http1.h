@@ -16,7 +16,7 @@
 // `max_body_bytes` (else 413); both close the connection. A request must arrive whole within
 // `header_timeout` of its first byte (else 408 and close: slowloris); a connection with nothing under way
 // closes after `idle_timeout`, as does one whose peer stops reading our replies. At the overall connection cap a
-// new connection takes the place of a keep-alive connection idle for a second or more; past the per-address
+// new connection takes the place of a keep-alive connection idle for 250 ms or more; past the per-address
 // cap it gets 503. After a closing reply the connection lingers briefly, reading and dropping (RFC 9112 9.6).
 // Thread safety: an HttpFrontEnd and everything it hands out belong to the thread that runs its event_base;
 // ConnectionLimits (shared by all front ends) is atomics only.

@@ -91,6 +91,20 @@ TEST_CASE("http1: each malformed or oversized request is refused with its own st
   CHECK(RefusedWith("GET /" + std::string(2000, 'a') + " HTTP/1.1\r\n") == 431);  // no end of head in sight
   CHECK(RefusedWith("GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(1100, 'a') + "\r\n\r\n") == 431);
   CHECK(RefusedWith(std::string(2000, '\n')) == 431);  // empty lines count too
+  // A request-line that cannot become valid is refused before its end arrives (garbage gets its 400 at once).
+  CHECK(RefusedWith(std::string("\x16\x03\x01\x02\x00", 5)) == 400);  // a TLS ClientHello's start
+  CHECK(RefusedWith("GE\x01") == 400);
+  CHECK(RefusedWith(" GET") == 400);
+  CHECK(RefusedWith("GET  ") == 400);
+  CHECK(RefusedWith("GET /a\rb") == 400);
+  CHECK(RefusedWith("GET /a HTTQ") == 400);
+  CHECK(RefusedWith("GET /a HTTP/1.1x") == 400);
+  CHECK(RefusedWith("GET /a HTTP/1.1\r\nHost: a\r\n") == 0);  // the line is whole and fine: headers to come
+  for (const std::string prefix : {"G", "GET", "GET ", "GET /a", "GET /a ", "GET /a HTTP/", "GET /a HTTP/1.", "GET /a HTTP/1.1",
+                                   "GET /a HTTP/1.1\r", "GET /a HTTP/2.0\r", "\r\nPOST"}) {
+    CAPTURE(prefix);
+    CHECK(RefusedWith(prefix) == 0);
+  }
   // Not refused yet: more may come.
   ParseState state;
   CHECK(ParseHttpRequest("GET / HTTP/1.1\r\nHost: a\r\n", kLimits, state) == ParseOutcome::kIncomplete);
