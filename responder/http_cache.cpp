@@ -1,6 +1,7 @@
 #include "responder/http_cache.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -45,10 +46,15 @@ UnixSeconds MaxAge(UnixSeconds now, UnixSeconds next_update, UnixSeconds cap) {
   return std::clamp<UnixSeconds>(next_update - now, 0, std::max<UnixSeconds>(0, cap));
 }
 
+// Formatted by hand: both run for every cacheable answer, and snprintf's format interpretation was 1% of a
+// stored response's CPU time.
 std::string_view FormatCacheControl(UnixSeconds max_age, HeaderBuffer& buffer) {
-  const int length = std::snprintf(buffer.data(), buffer.size(), "max-age=%lld, public, no-transform, must-revalidate",
-                                   static_cast<long long>(max_age));
-  return {buffer.data(), static_cast<std::size_t>(std::max(0, length))};
+  constexpr std::string_view kPrefix = "max-age=";
+  constexpr std::string_view kSuffix = ", public, no-transform, must-revalidate";
+  char* out = std::copy(kPrefix.begin(), kPrefix.end(), buffer.data());
+  out = std::to_chars(out, buffer.data() + buffer.size() - kSuffix.size(), max_age).ptr;
+  out = std::copy(kSuffix.begin(), kSuffix.end(), out);
+  return {buffer.data(), static_cast<std::size_t>(out - buffer.data())};
 }
 
 std::uint64_t ResponseIdentity(const DecodedRequest& request, const Decision& decision) {
@@ -71,8 +77,12 @@ std::uint64_t ResponseIdentity(const DecodedRequest& request, const Decision& de
 }
 
 std::string_view FormatEtag(std::uint64_t identity, HeaderBuffer& buffer) {
-  const int length = std::snprintf(buffer.data(), buffer.size(), "W/\"%016llx\"", static_cast<unsigned long long>(identity));
-  return {buffer.data(), static_cast<std::size_t>(std::max(0, length))};
+  static constexpr char kHex[] = "0123456789abcdef";
+  char* out = buffer.data();
+  *out++ = 'W', *out++ = '/', *out++ = '"';
+  for (int shift = 60; shift >= 0; shift -= 4) *out++ = kHex[(identity >> shift) & 0xf];
+  *out++ = '"';
+  return {buffer.data(), static_cast<std::size_t>(out - buffer.data())};
 }
 
 bool IfNoneMatchHits(std::string_view if_none_match, std::string_view etag) {
