@@ -67,7 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // As a POST body.
   for (const unsigned max_certids : {1u, 8u}) {
-    ocsp::responder::DecodedRequest quick;
+    // Kept across inputs, as a worker keeps its own: what an earlier input left in it must not leak into this one.
+    static ocsp::responder::DecodedRequest reused[2];
+    ocsp::responder::DecodedRequest& quick = reused[max_certids == 1 ? 0 : 1];
     if (ocsp::responder::DecodeRequestQuick(input, {max_certids}, quick)) {
       auto full = ocsp::responder::DecodeRequest(input, {max_certids});
       if (!full) Fail(input, "DecodeRequestQuick takes what DecodeRequest refuses: " + full.error().message);

@@ -5,12 +5,16 @@
 namespace ocsp::responder {
 namespace {
 
-Decision Exception(signer::ResponseStatus status, metrics::Outcome outcome, std::string reason) {
-  Decision decision;
+// Turns `decision` into an exception answer in place, keeping its buffers' capacity for the next request.
+void SetException(Decision& decision, signer::ResponseStatus status, metrics::Outcome outcome, std::string_view reason) {
+  decision.answers.clear();
   decision.exception = status;
   decision.outcome = outcome;
-  decision.reason = std::move(reason);
-  return decision;
+  decision.signer = nullptr;
+  decision.next_update.reset();
+  decision.reason.assign(reason);
+  decision.issuer_no = 0;
+  decision.signer_id = 0;
 }
 
 // The outcome a whole response is counted as: the most serious status in it.
@@ -60,31 +64,44 @@ bool StoredResponseServes(const store::StoredResponseInfo& stored, const signer:
 }
 
 Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) const {
+  Decision decision;
+  Decide(txn, request, decision);
+  return decision;
+}
+
+void StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request, Decision& decision) const {
   using signer::CertStatus;
   using signer::ResponseStatus;
   const UnixSeconds now = clock_.Now();
-  Decision decision;
+  decision.outcome = metrics::Outcome::kInternalError;
+  decision.exception.reset();
+  decision.signer = nullptr;
+  decision.answers.clear();
   decision.answers.reserve(request.certs.size());
+  decision.next_update.reset();
+  decision.reason.clear();
+  decision.issuer_no = 0;
+  decision.signer_id = 0;
   int worst = -1;
 
   for (const RequestedCert& cert : request.certs) {
     if (!cert.algorithm) {
-      return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
+      return SetException(decision, ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
                        "CertID hash algorithm not served");
     }
     const auto index = issuers_.Resolve(*cert.algorithm, cert.name_hash, cert.key_hash);
     if (!index) {
-      return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized, "issuer not served");
+      return SetException(decision, ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized, "issuer not served");
     }
     // A null set decides without a signer (ocspctl lookup, which must not need the keys).
     const signer::SignerSet* set = signers_[*index];
     const signer::Signer* signer = set != nullptr ? set->Active(now) : nullptr;
     if (set != nullptr && signer == nullptr) {
-      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+      return SetException(decision, ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
                        "no responder certificate of the issuer is valid now");
     }
     if (decision.signer != nullptr && decision.signer != signer) {
-      return Exception(ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
+      return SetException(decision, ResponseStatus::kUnauthorized, metrics::Outcome::kUnauthorized,
                        "CertIDs of issuers with different responder certificates in one request");
     }
     decision.signer = signer;
@@ -94,12 +111,12 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
     answer.cert_id = cert.cert_id;
     auto state = store_.GetIssuerState(txn, issuers_.at(*index).id);
     if (!state) {
-      return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError, state.error().Describe());
+      return SetException(decision, ResponseStatus::kInternalError, metrics::Outcome::kInternalError, state.error().Describe());
     }
     const store::Coverage coverage = *state ? (*state)->coverage : store::Coverage{};
     const bool any_crl = coverage.entries > 0 || coverage.partitions_held > 0 || coverage.oldest_this_update != 0;
     if (any_crl && coverage.earliest_next_update && *coverage.earliest_next_update + grace_ < now) {
-      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+      return SetException(decision, ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
                        "a CRL of the issuer is past its nextUpdate");
     }
     answer.this_update = any_crl ? std::min(coverage.oldest_this_update, now) : now;
@@ -111,7 +128,7 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
       // The signer caps nextUpdate at its certificate's notAfter; the decision says what the response will say.
       if (signer != nullptr) answer.next_update = std::min(*answer.next_update, signer->not_after());
       if (*answer.next_update + grace_ < now) {
-        return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+        return SetException(decision, ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
                          "the issuer's CRL is older than the longest response validity allowed");
       }
     }
@@ -124,7 +141,7 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
     } else if (*state) {
       auto entry = store_.GetRevoked(txn, (*state)->issuer_no, cert.serial);
       if (!entry) {
-        return Exception(ResponseStatus::kInternalError, metrics::Outcome::kInternalError, entry.error().Describe());
+        return SetException(decision, ResponseStatus::kInternalError, metrics::Outcome::kInternalError, entry.error().Describe());
       }
       revoked = *entry;
     }
@@ -146,7 +163,7 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
       answer.next_update.reset();
     } else if (!coverage.complete) {
       // Absence from the partitions held proves nothing while an expected partition is missing.
-      return Exception(ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
+      return SetException(decision, ResponseStatus::kTryLater, metrics::Outcome::kTryLater,
                        "an expected partition of the issuer's CRL is missing");
     } else {
       answer.status = CertStatus::kGood;
@@ -166,7 +183,6 @@ Decision StatusAuthority::Decide(MDB_txn* txn, const DecodedRequest& request) co
                   [](const signer::SingleAnswer& a) { return !a.next_update; })) {
     decision.next_update.reset();
   }
-  return decision;
 }
 
 }  // namespace ocsp::responder

@@ -66,6 +66,8 @@ class StatusAuthority {
         issued_(std::move(issued)) {}
 
   [[nodiscard]] Decision Decide(MDB_txn* txn, const DecodedRequest& request) const;
+  // The same into `out`, reusing its buffers (the hot path: no allocation once they have grown).
+  void Decide(MDB_txn* txn, const DecodedRequest& request, Decision& out) const;
   // The id of the responder certificate that answers for issuers.at(index) now (0: none is valid now).
   [[nodiscard]] std::uint64_t signer_id(std::size_t index) const;
 

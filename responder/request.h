@@ -41,7 +41,8 @@ Result<DecodedRequest> DecodeRequest(ByteView der, const RequestLimits& limits);
 // we serve (parameters NULL or absent), at most a nonce among the request extensions, and limits kept. True
 // when `der` is such a request: `out` then holds what DecodeRequest would give, except that `request` and
 // every `cert_id` are null and the hashes view `der`. False for anything else, valid or not: DecodeRequest
-// (which accepts a superset) decides. `out` is reused: its vector keeps its capacity.
+// (which accepts a superset) decides, and `out` holds nothing of use. `out` is reused: its vector and its
+// CertIDs' serial buffers keep their capacity.
 bool DecodeRequestQuick(ByteView der, const RequestLimits& limits, DecodedRequest& out);
 
 // The DER request carried in a GET path: `path` is what follows the responder's prefix, still URL-encoded.

@@ -439,7 +439,8 @@ class Worker final : public HttpHandler {
       SendException(target, signer::ResponseStatus::kInternalError, method, started);
       return;
     }
-    Decision decision = snapshot.authority->Decide(txn_->get(), request_certs);
+    Decision& decision = decision_;
+    snapshot.authority->Decide(txn_->get(), request_certs, decision);
 
     if (const auto& exception = decision.exception) {
       txn_->Reset();
@@ -739,6 +740,7 @@ class Worker final : public HttpHandler {
   std::optional<store::ReadTxn> txn_;
   Bytes get_body_;  // a GET request's decoded DER; its capacity is kept from request to request
   DecodedRequest decoded_;  // the request being handled; its vector's capacity is kept likewise
+  Decision decision_;  // the same: reused, so that deciding allocates nothing once it has grown
   DateMemo last_modified_;
   DateMemo expires_;
   double nonce_tokens_ = 0;
