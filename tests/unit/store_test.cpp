@@ -543,3 +543,39 @@ TEST_CASE("store: a version-4 store is upgraded in place, and its 64-bit fingerp
   CHECK((*record)->size() == 24);  // skipped, so not rewritten
 }
 
+TEST_CASE("store: a bulk-loaded issuer's entries are exactly its serials, with room left in its leaf pages") {
+  Fixture f;
+  constexpr std::uint64_t kCount = 20'000;
+  std::vector<std::pair<std::uint64_t, RevokedEntry>> entries;
+  for (std::uint64_t i = 1; i <= kCount; ++i) entries.emplace_back(i * 3, Revoked(Reason::kSuperseded));
+  const auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true}, entries);
+  CHECK(counts.added == kCount);
+  auto txn = f.store.BeginRead();
+  auto state = *f.store.GetIssuerState(txn->get(), f.identity.id);
+  REQUIRE(state.has_value());
+  CHECK(*f.store.CountRevoked(txn->get(), state->issuer_no) == kCount);
+  std::uint64_t walked = 0;
+  REQUIRE(f.store.WalkRevoked(txn->get(), state->issuer_no, [&](ByteView serial, const RevokedEntry&, const auto&) {
+    CHECK(serial.size() <= 3);  // no spacer (a key one octet longer) is left behind
+    ++walked;
+  }).has_value());
+  CHECK(walked == kCount);
+  auto leaf_pages = [&](MDB_txn* in) {
+    MDB_dbi dbi = 0;
+    REQUIRE(mdb_dbi_open(in, "entries", 0, &dbi) == 0);
+    MDB_stat stat{};
+    REQUIRE(mdb_stat(in, dbi, &stat) == 0);
+    CHECK(stat.ms_entries == walked);
+    return stat.ms_leaf_pages;
+  };
+  const std::size_t before = leaf_pages(txn->get());
+  txn->Reset();
+  // The next day's insertions, one every 100 serials: each lands in a page of its own (about 105 of these
+  // entries fill a page), which has room for it, so no page splits. Without the room, each one would.
+  std::vector<std::pair<std::uint64_t, RevokedEntry>> inserted;
+  for (std::uint64_t j = 0; j < kCount / 100; ++j) inserted.emplace_back(3 * (100 * j + 50) + 1, Revoked(Reason::kKeyCompromise));
+  CHECK(f.Merge(EntryMerge::Mode::kApplyDelta, {}, inserted).added == inserted.size());
+  walked += inserted.size();
+  REQUIRE(txn->Renew().has_value());
+  CHECK(leaf_pages(txn->get()) <= before + 2);
+}
