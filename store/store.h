@@ -283,10 +283,12 @@ class EntryMerge {
   bool holds_nothing_ = false;  // nothing in the database sorts after this issuer: MDB_APPEND is safe
   Bytes last_serial_;
   Counts counts_;
-  // Room left at the end of appended leaf pages (LeaveRoom): the spacers to delete (key size, key).
+  // Room left at the end of appended leaf pages (LeaveRoom): the spacer written last, deleted once the next
+  // entry is appended, and those Finish deletes (key size, key).
   Result<void> LeaveRoom(ByteView key, std::size_t value_size);
   std::size_t page_size_ = 4096;
   std::size_t modelled_fill_ = 0;
+  Bytes pending_spacer_;
   Bytes spacers_;
   Bytes spacer_zeros_;
   // The read-only map the walk reads through, released now and then (see AdvanceOld).
