@@ -1014,7 +1014,8 @@ std::size_t LeafNodeSize(std::size_t key_size, std::size_t value_size) {
 Result<void> EntryMerge::LeaveRoom(ByteView key, std::size_t value_size) {
   if (!pending_spacer_.empty()) {
     // The spacer is the entry before this one, at the end of the page it closed: delete it there, while the
-    // page is in cache (deleting 100k spacers by key at the end cost a tree search each, ~5% of an import).
+    // page is in cache (deleting a 10M import's 100k spacers by key at the end cost a tree search each
+    // through cold dirty pages: 5.8k samples of the main thread against 4.4k here, one profile each).
     MDB_val k{};
     MDB_val v{};
     int rc = mdb_cursor_get(cursor_.get(), &k, &v, MDB_PREV);
