@@ -24,7 +24,21 @@ std::string DrainOpenSslErrors() {
 Result<Bytes> ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Fail(ErrorCode::kNotFound, "cannot open " + path.string() + ": " + std::strerror(errno));
-  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // One read of the size the file has now: the archive reads every imported CRL through here (1,900
+  // partitions, 378 MB), and a byte at a time through istreambuf_iterator was ~0.4 s of CPU. Whatever is
+  // left after it (a file that grew, or one without a size, like a pipe) is read as before.
+  Bytes data;
+  std::error_code error;
+  const auto size = std::filesystem::is_regular_file(path, error) ? std::filesystem::file_size(path, error) : 0;
+  if (!error && size > 0) {
+    data.resize(size);
+    in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(size));
+    data.resize(static_cast<std::size_t>(in.gcount()));
+  }
+  if (!in.eof()) {
+    in.clear(in.rdstate() & ~std::ios::failbit);
+    data.insert(data.end(), std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   if (in.bad()) return Fail(ErrorCode::kIo, "cannot read " + path.string());
   return data;
 }

@@ -478,3 +478,104 @@ TEST_CASE("store: a version-3 store is upgraded on a writable open; its entries 
   REQUIRE(version->has_value());
   CHECK(ReadU32((*version)->data()) == kFormatVersion);
 }
+
+TEST_CASE("store: a version-4 store is upgraded in place, and its 64-bit fingerprints still match and are not rewritten") {
+  TempDir dir;
+  const Bytes key{0, 0, 0, 1, 1, 0x05};  // issuer 1, serial 5
+  const std::uint64_t fingerprint = 0x1234'5678'0000'0099ULL;
+  {
+    // A version-4 store with one 24-byte entry record (record version 4, u64 fingerprint), as 0.4 wrote it.
+    auto env = Environment::Open(dir.path(), {});
+    REQUIRE(env.has_value());
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env->get(), nullptr, 0, &txn) == 0);
+    MDB_dbi meta = 0;
+    MDB_dbi entries = 0;
+    REQUIRE(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta) == 0);
+    for (const char* name : {"issuers", "partitions", "partition_ids", "crls", "compromises", "responses", "response_lru"}) {
+      MDB_dbi other = 0;
+      REQUIRE(mdb_dbi_open(txn, name, MDB_CREATE, &other) == 0);
+    }
+    REQUIRE(mdb_dbi_open(txn, "entries", MDB_CREATE, &entries) == 0);
+    Bytes version;
+    AppendU32(version, 4);
+    REQUIRE(Put(txn, meta, AsBytes("format_version"), version).has_value());
+    REQUIRE(Put(txn, meta, AsBytes("entry_fingerprint_key"), Bytes(16, 7)).has_value());
+    Bytes value{4, 0x01, 4, 0, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0, 0, 0, 1};
+    AppendU64(value, fingerprint);
+    REQUIRE(Put(txn, entries, key, value).has_value());
+    REQUIRE(mdb_txn_commit(txn) == 0);
+  }
+  // A reader takes version 4 as it is.
+  { CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value()); }
+  {
+    auto store = Store::Open(dir.path(), {});
+    REQUIRE(store.has_value());
+    auto txn = store->BeginWrite();
+    auto entry = store->GetRevoked(txn->get(), 1, Serial(5));
+    REQUIRE(entry.has_value());
+    REQUIRE(entry->has_value());
+    CHECK((*entry)->reason == Reason::kSuperseded);
+    CHECK((*entry)->revocation_time == 0x6553f100);
+    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0x99);  // the low 32 bits
+    auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
+    CHECK(*merge->SkipIfUnchanged(Serial(5), fingerprint, 1));  // the same CRL entry as before the upgrade
+    auto counts = merge->Finish();
+    REQUIRE(counts.has_value());
+    CHECK(counts->unchanged == 1);
+    REQUIRE(txn->Commit().has_value());
+  }
+  auto env = Environment::Open(dir.path(), {});
+  REQUIRE(env.has_value());
+  auto txn = ReadTxn::Begin(env->get());
+  REQUIRE(txn.has_value());
+  MDB_dbi meta = 0;
+  MDB_dbi entries = 0;
+  REQUIRE(mdb_dbi_open(txn->get(), "meta", 0, &meta) == 0);
+  REQUIRE(mdb_dbi_open(txn->get(), "entries", 0, &entries) == 0);
+  auto version = Get(txn->get(), meta, AsBytes("format_version"));
+  REQUIRE(version.has_value());
+  REQUIRE(version->has_value());
+  CHECK(ReadU32((*version)->data()) == kFormatVersion);
+  auto record = Get(txn->get(), entries, key);
+  REQUIRE(record.has_value());
+  REQUIRE(record->has_value());
+  CHECK((*record)->size() == 24);  // skipped, so not rewritten
+}
+
+TEST_CASE("store: a bulk-loaded issuer's entries are exactly its serials, with room left in its leaf pages") {
+  Fixture f;
+  constexpr std::uint64_t kCount = 20'000;
+  std::vector<std::pair<std::uint64_t, RevokedEntry>> entries;
+  for (std::uint64_t i = 1; i <= kCount; ++i) entries.emplace_back(i * 3, Revoked(Reason::kSuperseded));
+  const auto counts = f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true}, entries);
+  CHECK(counts.added == kCount);
+  auto txn = f.store.BeginRead();
+  auto state = *f.store.GetIssuerState(txn->get(), f.identity.id);
+  REQUIRE(state.has_value());
+  CHECK(*f.store.CountRevoked(txn->get(), state->issuer_no) == kCount);
+  std::uint64_t walked = 0;
+  REQUIRE(f.store.WalkRevoked(txn->get(), state->issuer_no, [&](ByteView serial, const RevokedEntry&, const auto&) {
+    CHECK(serial.size() <= 3);  // no spacer (a key one octet longer) is left behind
+    ++walked;
+  }).has_value());
+  CHECK(walked == kCount);
+  auto leaf_pages = [&](MDB_txn* in) {
+    MDB_dbi dbi = 0;
+    REQUIRE(mdb_dbi_open(in, "entries", 0, &dbi) == 0);
+    MDB_stat stat{};
+    REQUIRE(mdb_stat(in, dbi, &stat) == 0);
+    CHECK(stat.ms_entries == walked);
+    return stat.ms_leaf_pages;
+  };
+  const std::size_t before = leaf_pages(txn->get());
+  txn->Reset();
+  // The next day's insertions, one every 100 serials: each lands in a page of its own (about 105 of these
+  // entries fill a page), which has room for it, so no page splits. Without the room, each one would.
+  std::vector<std::pair<std::uint64_t, RevokedEntry>> inserted;
+  for (std::uint64_t j = 0; j < kCount / 100; ++j) inserted.emplace_back(3 * (100 * j + 50) + 1, Revoked(Reason::kKeyCompromise));
+  CHECK(f.Merge(EntryMerge::Mode::kApplyDelta, {}, inserted).added == inserted.size());
+  walked += inserted.size();
+  REQUIRE(txn->Renew().has_value());
+  CHECK(leaf_pages(txn->get()) <= before + 2);
+}
