@@ -659,15 +659,19 @@ def abuse(args):
     expected = {0x1001: GOOD, 0x1002: REVOKED}
     rows = []
     ok = True
-    sources = [attacker_source(i) for i in range(args.attacker_addresses)]
-    # More idle connections than the open-file limit need more than one address past the per-address cap.
-    fd_sources = [attacker_source(i) for i in
-                  range(max(args.attacker_addresses, -(-(args.fd_limit + 200) // (PER_ADDRESS_CAP - 10))))]
     attacks = args.attacks.split(",") if args.attacks else ATTACKS
-    for name in attacks:
+    # More idle connections than the open-file limit need more than one address past the per-address cap.
+    fd_addresses = max(args.attacker_addresses, -(-(args.fd_limit + 200) // (PER_ADDRESS_CAP - 10)))
+    for number, name in enumerate(attacks):
         if name not in ATTACKS:
             log(f"unknown attack {name}")
             return 2
+        # Each attack from addresses of its own: the connections an attack closes stay in TIME_WAIT on its
+        # side for a minute, and a flood's tens of thousands from one address would leave the next attack
+        # from it no ephemeral port to connect from.
+        first = number * max(args.attacker_addresses, fd_addresses)
+        sources = [attacker_source(first + i) for i in range(args.attacker_addresses)]
+        fd_sources = [attacker_source(first + i) for i in range(fd_addresses)]
         time.sleep(1)
         memory_before = responder.memory_kib()
         cpu_before = responder.cpu_seconds()
