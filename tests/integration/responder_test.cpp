@@ -578,11 +578,16 @@ TEST_CASE("integration: abusive HTTP is refused, the connection closed, and the 
     CHECK((statuses[0] == 400 || statuses[0] == 413 || statuses[0] == 431));
   }
   SUBCASE("a request line of 1 MiB: 4xx or 414, closed") {
-    // The server answers after the first kilobytes and drops the rest unread (lingering close): the answer
-    // arrives whole, not destroyed by a reset.
     const auto statuses = send("GET /" + std::string(1 << 20, 'A') + " HTTP/1.1\r\n\r\n");
+    REQUIRE(statuses.size() <= 1);  // past the lingering close's 64 KiB the server resets: the answer may be lost
+    if (!statuses.empty()) CHECK((statuses[0] == 400 || statuses[0] == 413 || statuses[0] == 414 || statuses[0] == 431));
+  }
+  SUBCASE("a request line of 48 KiB: 431, and the answer arrives whole") {
+    // The server answers after the head's bound and drops the rest (lingering close), so no reset destroys
+    // the answer before the client reads it.
+    const auto statuses = send("GET /" + std::string(48 << 10, 'A') + " HTTP/1.1\r\n\r\n");
     REQUIRE(statuses.size() == 1);
-    CHECK((statuses[0] == 400 || statuses[0] == 413 || statuses[0] == 414 || statuses[0] == 431));
+    CHECK(statuses[0] == 431);
   }
   SUBCASE("garbage bytes (a TLS ClientHello): 400, closed") {
     const auto statuses = send(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + "\r\n\r\n");
