@@ -420,25 +420,49 @@ TEST_CASE("store: the entry fingerprint is SipHash-2-4 (the reference vector) an
   CHECK(EntryFingerprinter(key)({}) == 0x726fdb47dd0e0e31ULL);
 }
 
+namespace {
+
+// An older release's store, as it wrote it: its databases, and format_version `version` in meta. The write
+// transaction is left open for the test to add its records and commit.
+struct OldStore {
+  MDB_txn* txn = nullptr;
+  MDB_dbi meta = 0;
+  MDB_dbi entries = 0;
+};
+
+OldStore BeginOldStore(MDB_env* env, std::uint32_t version) {
+  OldStore old;
+  REQUIRE(mdb_txn_begin(env, nullptr, 0, &old.txn) == 0);
+  REQUIRE(mdb_dbi_open(old.txn, "meta", MDB_CREATE, &old.meta) == 0);
+  for (const char* name : {"issuers", "partitions", "partition_ids", "crls", "compromises", "responses", "response_lru"}) {
+    MDB_dbi other = 0;
+    REQUIRE(mdb_dbi_open(old.txn, name, MDB_CREATE, &other) == 0);
+  }
+  REQUIRE(mdb_dbi_open(old.txn, "entries", MDB_CREATE, &old.entries) == 0);
+  Bytes value;
+  AppendU32(value, version);
+  REQUIRE(Put(old.txn, old.meta, AsBytes("format_version"), value).has_value());
+  return old;
+}
+
+// The entry both old-store tests write (issuer 1, serial 5, superseded at 0x6553f100) reads as written.
+void CheckOldEntry(const Store& store, MDB_txn* txn) {
+  auto entry = store.GetRevoked(txn, 1, Serial(5));
+  REQUIRE(entry.has_value());
+  REQUIRE(entry->has_value());
+  CHECK((*entry)->reason == Reason::kSuperseded);
+  CHECK((*entry)->revocation_time == 0x6553f100);
+}
+
+}  // namespace
+
 TEST_CASE("store: a version-3 store is upgraded on a writable open; its entries read as before and gain fingerprints") {
   TempDir dir;
   {
     // A version-3 store with one 16-byte entry record, as the previous release wrote it.
     auto env = Environment::Open(dir.path(), {});
     REQUIRE(env.has_value());
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env->get(), nullptr, 0, &txn) == 0);
-    MDB_dbi meta = 0;
-    MDB_dbi entries = 0;
-    REQUIRE(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta) == 0);
-    for (const char* name : {"issuers", "partitions", "partition_ids", "crls", "compromises", "responses", "response_lru"}) {
-      MDB_dbi other = 0;
-      REQUIRE(mdb_dbi_open(txn, name, MDB_CREATE, &other) == 0);
-    }
-    REQUIRE(mdb_dbi_open(txn, "entries", MDB_CREATE, &entries) == 0);
-    Bytes version;
-    AppendU32(version, 3);
-    REQUIRE(Put(txn, meta, AsBytes("format_version"), version).has_value());
+    auto [txn, meta, entries] = BeginOldStore(env->get(), 3);
     const Bytes key{0, 0, 0, 1, 1, 0x05};  // issuer 1, serial 5
     const Bytes value{2, 0x01, 4, 0, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0, 0, 0, 1};
     REQUIRE(Put(txn, entries, key, value).has_value());
@@ -450,11 +474,7 @@ TEST_CASE("store: a version-3 store is upgraded on a writable open; its entries 
     auto store = Store::Open(dir.path(), {});
     REQUIRE(store.has_value());
     auto txn = store->BeginWrite();
-    auto entry = store->GetRevoked(txn->get(), 1, Serial(5));
-    REQUIRE(entry.has_value());
-    REQUIRE(entry->has_value());
-    CHECK((*entry)->reason == Reason::kSuperseded);
-    CHECK((*entry)->revocation_time == 0x6553f100);
+    CheckOldEntry(*store, txn->get());
     CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0);
     auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
     CHECK_FALSE(*merge->SkipIfUnchanged(Serial(5), 77, 1));
@@ -487,19 +507,7 @@ TEST_CASE("store: a version-4 store is upgraded in place, and its 64-bit fingerp
     // A version-4 store with one 24-byte entry record (record version 4, u64 fingerprint), as 0.4 wrote it.
     auto env = Environment::Open(dir.path(), {});
     REQUIRE(env.has_value());
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env->get(), nullptr, 0, &txn) == 0);
-    MDB_dbi meta = 0;
-    MDB_dbi entries = 0;
-    REQUIRE(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta) == 0);
-    for (const char* name : {"issuers", "partitions", "partition_ids", "crls", "compromises", "responses", "response_lru"}) {
-      MDB_dbi other = 0;
-      REQUIRE(mdb_dbi_open(txn, name, MDB_CREATE, &other) == 0);
-    }
-    REQUIRE(mdb_dbi_open(txn, "entries", MDB_CREATE, &entries) == 0);
-    Bytes version;
-    AppendU32(version, 4);
-    REQUIRE(Put(txn, meta, AsBytes("format_version"), version).has_value());
+    auto [txn, meta, entries] = BeginOldStore(env->get(), 4);
     REQUIRE(Put(txn, meta, AsBytes("entry_fingerprint_key"), Bytes(16, 7)).has_value());
     Bytes value{4, 0x01, 4, 0, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0, 0, 0, 1};
     AppendU64(value, fingerprint);
@@ -512,11 +520,7 @@ TEST_CASE("store: a version-4 store is upgraded in place, and its 64-bit fingerp
     auto store = Store::Open(dir.path(), {});
     REQUIRE(store.has_value());
     auto txn = store->BeginWrite();
-    auto entry = store->GetRevoked(txn->get(), 1, Serial(5));
-    REQUIRE(entry.has_value());
-    REQUIRE(entry->has_value());
-    CHECK((*entry)->reason == Reason::kSuperseded);
-    CHECK((*entry)->revocation_time == 0x6553f100);
+    CheckOldEntry(*store, txn->get());
     CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0x99);  // the low 32 bits
     auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
     CHECK(*merge->SkipIfUnchanged(Serial(5), fingerprint, 1));  // the same CRL entry as before the upgrade
