@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace ocsp::responder {
 namespace {
@@ -83,7 +84,10 @@ Presigner::Presigner(const store::Store& store, SnapshotSource snapshots, Respon
 Presigner::~Presigner() { Stop(); }
 
 void Presigner::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    NameThisThread("ocsp-presigner");
+    Loop();
+  });
 }
 
 void Presigner::Stop() {
@@ -356,7 +360,10 @@ void Presigner::SignAll(const Batch& batch) {
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < options_.threads; ++i) {
     try {
-      threads.emplace_back(work);
+      threads.emplace_back([&work, i] {
+        NameThisThread("ocsp-presign-" + std::to_string(i));
+        work();
+      });
     } catch (const std::system_error& error) {
       Log(LogLevel::kWarning, "presign_thread_failed", {{"error", error.what()}, {"threads", std::to_string(i)}});
       break;

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace ocsp::responder {
 namespace {
@@ -16,7 +17,10 @@ constexpr auto kBatchDelay = std::chrono::milliseconds(50);
 
 ResponseWriter::ResponseWriter(store::Store& store, std::uint64_t max_good_responses, std::size_t max_queued)
     : store_(store), max_good_(max_good_responses), max_queued_(max_queued) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("ocsp-writer");
+    Run();
+  });
 }
 
 ResponseWriter::~ResponseWriter() { Stop(); }

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "responder/health.h"
 #include "responder/http1.h"
 #include "responder/http_cache.h"
@@ -250,8 +251,11 @@ class Worker final : public HttpHandler {
     return {};
   }
 
-  void Start() {
-    thread_ = std::thread([this] { event_base_dispatch(base_.get()); });
+  void Start(std::size_t index) {
+    thread_ = std::thread([this, index] {
+      NameThisThread("ocsp-worker-" + std::to_string(index));
+      event_base_dispatch(base_.get());
+    });
   }
 
   // From any thread: finish what is in flight for `grace`, then leave the loop.
@@ -936,7 +940,7 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
   server->control_ = std::move(control);
   server->dependencies_.snapshot.reset();  // the workers and the control loop hold it now
 
-  for (auto& worker : server->workers_) worker->Start();
+  for (std::size_t i = 0; i < server->workers_.size(); ++i) server->workers_[i]->Start(i);
   return server;  // main says READY=1 once it has logged where it listens
 }
 

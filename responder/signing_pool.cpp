@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
+
+#include "common/thread_name.h"
 
 namespace ocsp::responder {
 namespace {
@@ -28,7 +31,12 @@ void LowerSigningPriority() {
 
 SigningPool::SigningPool(unsigned threads, std::size_t max_pending) : max_pending_(max_pending) {
   threads_.reserve(threads);
-  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  for (unsigned i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, i] {
+      NameThisThread("ocsp-signer-" + std::to_string(i));
+      Run();
+    });
+  }
 }
 
 SigningPool::~SigningPool() { Stop(); }

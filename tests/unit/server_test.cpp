@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -145,6 +147,23 @@ TEST_CASE("server: concurrent clients get verified answers from two workers and 
   // Every connection the clients closed is closed on the server's side too (give the loops a moment).
   for (int i = 0; i < 100 && OpenSockets() > sockets_before; ++i) std::this_thread::sleep_for(10ms);
   CHECK(OpenSockets() <= sockets_before);
+}
+
+// Operators tell the threads apart in `top -H`, perf and gdb by these names.
+TEST_CASE("server: worker and signing threads carry names that say what they are") {
+  InProcessResponder responder;
+  std::vector<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.push_back(name);
+  }
+  auto named = [&](const std::string& name) { return std::ranges::count(names, name); };
+  CHECK(named("ocsp-worker-0") == 1);
+  CHECK(named("ocsp-worker-1") == 1);
+  CHECK(named("ocsp-signer-0") == 1);
+  CHECK(named("ocsp-signer-1") == 1);
 }
 
 TEST_CASE("server: stopping while requests are in flight neither hangs nor crashes") {
