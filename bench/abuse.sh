@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 if [[ -z $BIN_DIR ]]; then
-  (cd "$ROOT" && cmake --preset release >/dev/null && nice cmake --build --preset release -j2 --target ocsp-responder ocspctl) >&2
+  (cd "$ROOT" && cmake --preset release >/dev/null && nice cmake --build --preset release -j2 --target ocsp-responder ocspctl ocsp-load) >&2
   BIN_DIR=$ROOT/build/release/bin
 fi
 "$ROOT/scripts/setup.sh" python3 >&2  # Debian's python3; its standard library only
