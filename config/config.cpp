@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <sched.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -11,6 +12,14 @@
 
 namespace ocsp::config {
 namespace {
+
+// The CPUs this process may run on (its affinity mask: taskset, systemd's CPUAffinity=, a container's cpuset).
+unsigned UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return static_cast<unsigned>(std::max(1, CPU_COUNT(&set)));
+}
 
 // Configuration errors travel inside this exception only within this file; LoadConfig turns it into a value.
 struct ConfigError {
@@ -204,6 +213,7 @@ std::vector<ResponderConfig> Responders(const toml::node& node, const std::files
 
 Config Build(const toml::table& root, const std::filesystem::path& base) {
   Config config;
+  config.workers = std::clamp(UsableCpus(), 1u, 256u);
   RejectUnknownKeys(root, {"responder", "store", "metrics", "log", "import", "issuer", "source", "sync", "presign",
                           "access"},
                     "");
@@ -216,7 +226,7 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
                        "max_response_validity_seconds", "nonce", "nonce_signatures_per_second", "nonce_over_budget",
                        "drain_timeout_seconds",
                        "path_prefix", "header_timeout_seconds", "max_connections", "max_connections_per_address",
-                       "max_cache_age_seconds"},
+                       "max_cache_age_seconds", "connection_steering"},
                       where);
     if (const toml::node* listen = responder->get("listen")) {
       // One address or several (IPv4 and IPv6 listeners).
@@ -252,6 +262,15 @@ Config Build(const toml::table& root, const std::filesystem::path& base) {
     config.max_cache_age_seconds =
         Integer<UnixSeconds>(*responder, "max_cache_age_seconds", config.max_cache_age_seconds, 0, 7 * 86400, where);
     config.workers = Integer<unsigned>(*responder, "workers", config.workers, 1, 256, where);
+    if (auto steering = String(*responder, "connection_steering", where)) {
+      if (*steering == "hash") {
+        config.connection_steering = ConnectionSteering::kHash;
+      } else if (*steering == "cpu") {
+        config.connection_steering = ConnectionSteering::kCpu;
+      } else {
+        throw ConfigError{where + "connection_steering = \"" + *steering + "\" is neither \"hash\" nor \"cpu\""};
+      }
+    }
     config.signer_threads = Integer<unsigned>(*responder, "signer_threads", config.signer_threads, 1, 256, where);
     config.max_request_bytes =
         Integer<std::size_t>(*responder, "max_request_bytes", config.max_request_bytes, 256, 1 << 20, where);

@@ -86,6 +86,10 @@ struct PresignConfig {
   bool good_from_issued_serials = false;
 };
 
+// How new connections are spread over the workers (responder/cpu_steering.h): by the kernel's SO_REUSEPORT hash
+// of addresses and ports, or to the worker pinned to the CPU that processed the connection's SYN.
+enum class ConnectionSteering { kHash, kCpu };
+
 struct Config {
   std::filesystem::path source;  // the file this was read from
 
@@ -94,7 +98,9 @@ struct Config {
   // Where OCSP requests are served: POST to the prefix, GET to prefix + "/" + base64. Always starts with '/'
   // and has no trailing '/' unless it is "/".
   std::string path_prefix = "/";
+  // Event-loop threads. A parsed configuration without `workers` gets the number of CPUs the process may use.
   unsigned workers = 1;
+  ConnectionSteering connection_steering = ConnectionSteering::kHash;
   unsigned signer_threads = 2;
   std::size_t max_request_bytes = 8192;
   std::size_t max_pending_signatures = 256;

@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/thread_name.h"
+#include "responder/cpu_steering.h"
 #include "responder/health.h"
 #include "responder/http1.h"
 #include "responder/http_cache.h"
@@ -85,6 +86,39 @@ Result<Socket> Listen(const config::ListenAddress& address, bool reuse_port) {
     return Fail(ErrorCode::kIo, "listen on " + address.ToString() + ": " + std::strerror(errno));
   }
   return socket;
+}
+
+// With connection_steering = "cpu": attaches the steering program to each address's SO_REUSEPORT group and
+// returns the CPU each worker is to be pinned to; empty when connections are left to the kernel's hash (the
+// configuration asks for it, or steering cannot apply here: logged with the reason).
+std::vector<int> SteerConnections(const config::Config& config, const ServiceContext& service,
+                                  const std::vector<std::vector<Socket>>& sockets) {
+  if (config.connection_steering != config::ConnectionSteering::kCpu) return {};
+  const std::vector<int> cpus = AllowedCpus();
+  std::string why_not;
+  if (service.sockets.ocsp.get() >= 0) {
+    why_not = "the listening socket is passed by systemd: one socket, not one per worker";
+  } else if (config.workers < 2) {
+    why_not = "one worker";
+  } else if (cpus.size() != config.workers) {
+    why_not = "workers (" + std::to_string(config.workers) + ") differ from the CPUs this process may use (" +
+              std::to_string(cpus.size()) + ")";
+  } else {
+    for (const Socket& listener : sockets.front()) {
+      if (auto steered = SteerByCpu(listener.get(), cpus); !steered) {
+        why_not = steered.error().Describe();
+        break;
+      }
+    }
+  }
+  if (!why_not.empty()) {
+    Log(LogLevel::kWarning, "connection_steering_off", {{"reason", why_not}});
+    return {};
+  }
+  std::string list;
+  for (int cpu : cpus) list += (list.empty() ? "" : ",") + std::to_string(cpu);
+  Log(LogLevel::kInfo, "connection_steering", {{"mode", "cpu"}, {"cpus", list}});
+  return cpus;
 }
 
 // Each worker owns its socket; under socket activation they share the passed one through duplicates.
@@ -251,9 +285,16 @@ class Worker final : public HttpHandler {
     return {};
   }
 
-  void Start(std::size_t index) {
-    thread_ = std::thread([this, index] {
+  // `cpu`: the CPU this worker is pinned to, when connections are steered by CPU.
+  void Start(std::size_t index, std::optional<int> cpu) {
+    thread_ = std::thread([this, index, cpu] {
       NameThisThread("ocsp-worker-" + std::to_string(index));
+      if (cpu) {
+        if (auto pinned = PinThisThreadTo(*cpu); !pinned) {
+          Log(LogLevel::kWarning, "worker_not_pinned", {{"worker", std::to_string(index)},
+                                                        {"error", pinned.error().Describe()}});
+        }
+      }
       event_base_dispatch(base_.get());
     });
   }
@@ -872,6 +913,7 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
       }
     }
   }
+  const std::vector<int> worker_cpus = SteerConnections(config, service, sockets);
   for (unsigned i = 0; i < config.workers; ++i) {
     auto worker = std::make_unique<Worker>(dependencies, server->config_, *server->limits_, *server->counters_);
     if (auto init = worker->Init(std::move(sockets[i]), heartbeat); !init) return std::unexpected(init.error());
@@ -940,7 +982,9 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
   server->control_ = std::move(control);
   server->dependencies_.snapshot.reset();  // the workers and the control loop hold it now
 
-  for (std::size_t i = 0; i < server->workers_.size(); ++i) server->workers_[i]->Start(i);
+  for (std::size_t i = 0; i < server->workers_.size(); ++i) {
+    server->workers_[i]->Start(i, i < worker_cpus.size() ? std::optional<int>(worker_cpus[i]) : std::nullopt);
+  }
   return server;  // main says READY=1 once it has logged where it listens
 }
 

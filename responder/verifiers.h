@@ -19,8 +19,8 @@
 // Rate limits are enforced per worker with no shared state: each of the N workers keeps its own token bucket
 // per verifier, refilled at rate/N with a burst of burst/N (at least one token). The sum over workers never
 // exceeds the registered rate; a verifier reaches its full rate only when its connections spread over the
-// workers (the kernel spreads SO_REUSEPORT connections by address and port, so several keep-alive
-// connections do; a single connection gets rate/N).
+// workers (the kernel spreads SO_REUSEPORT connections by address and port, or by the CPU that received them
+// with connection_steering = "cpu", so several keep-alive connections do; a single connection gets rate/N).
 // Thread safety: a VerifierRegistry is immutable after Parse/Load and may be read from any thread.
 // RateLimiter belongs to one worker thread.
 #pragma once

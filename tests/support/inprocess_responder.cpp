@@ -65,6 +65,7 @@ InProcessResponder::InProcessResponder(const InProcessOptions& options) : ca_(Te
   config.max_pending_signatures = options.max_pending_signatures;
   config.max_request_bytes = options.max_request_bytes;
   config.http_timeout_seconds = options.http_timeout_seconds;
+  config.connection_steering = options.connection_steering;
   config.metrics_listen = std::nullopt;
   config.store_path = dir_.path() / "store";
   config.map_size_bytes = std::size_t{64} << 20;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/bytes.h"
+#include "config/config.h"
 #include "tests/support/test_pki.h"
 
 namespace ocsp::responder {
@@ -27,6 +28,7 @@ struct InProcessOptions {
   std::size_t max_pending_signatures = 256;
   std::size_t max_request_bytes = 4096;
   unsigned http_timeout_seconds = 5;
+  config::ConnectionSteering connection_steering = config::ConnectionSteering::kHash;
 };
 
 class InProcessResponder {

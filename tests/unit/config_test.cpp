@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <sched.h>
 
 #include "config/config.h"
 
@@ -52,6 +53,21 @@ TEST_CASE("config: defaults hold when sections are absent, and an empty metrics 
   REQUIRE(config.has_value());
   CHECK(config->listen.ToString() == "127.0.0.1:8080");
   CHECK_FALSE(config->metrics_listen.has_value());
+  // One worker per CPU this process may use; connections spread by the kernel's hash.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  REQUIRE(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
+  CHECK(config->workers == static_cast<unsigned>(CPU_COUNT(&cpus)));
+  CHECK(config->connection_steering == ConnectionSteering::kHash);
+}
+
+TEST_CASE("config: connection_steering is \"hash\" or \"cpu\"") {
+  auto steering = ParseConfig("[responder]\nconnection_steering = \"cpu\"\n", "/");
+  REQUIRE(steering.has_value());
+  CHECK(steering->connection_steering == ConnectionSteering::kCpu);
+  auto wrong = ParseConfig("[responder]\nconnection_steering = \"rss\"\n", "/");
+  REQUIRE_FALSE(wrong.has_value());
+  CHECK(wrong.error().message.find("responder.connection_steering") != std::string::npos);
 }
 
 TEST_CASE("config: mistakes are refused with the key named") {

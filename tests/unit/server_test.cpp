@@ -13,10 +13,12 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "responder/cpu_steering.h"
 #include "responder/server.h"
 #include "responder/signing_pool.h"
 #include "tests/support/http_client.h"
@@ -149,21 +151,157 @@ TEST_CASE("server: concurrent clients get verified answers from two workers and 
   CHECK(OpenSockets() <= sockets_before);
 }
 
+namespace {
+
+// This process's threads by name (a thread names itself as it starts: wait until `expected` have appeared).
+std::map<std::string, std::filesystem::path> Threads(const std::vector<std::string>& expected) {
+  std::map<std::string, std::filesystem::path> threads;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    threads.clear();
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      threads.emplace(name, task.path());
+    }
+    if (std::ranges::all_of(expected, [&](const std::string& name) { return threads.contains(name); })) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  return threads;
+}
+
+}  // namespace
+
 // Operators tell the threads apart in `top -H`, perf and gdb by these names.
 TEST_CASE("server: worker and signing threads carry names that say what they are") {
   InProcessResponder responder;
+  const std::vector<std::string> expected{"ocsp-worker-0", "ocsp-worker-1", "ocsp-signer-0", "ocsp-signer-1"};
   std::vector<std::string> names;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    names.push_back(name);
-  }
+  for (const auto& [name, task] : Threads(expected)) names.push_back(name);
   auto named = [&](const std::string& name) { return std::ranges::count(names, name); };
   CHECK(named("ocsp-worker-0") == 1);
   CHECK(named("ocsp-worker-1") == 1);
   CHECK(named("ocsp-signer-0") == 1);
   CHECK(named("ocsp-signer-1") == 1);
+}
+
+namespace {
+
+// A listener on 127.0.0.1 in the SO_REUSEPORT group of `port` (0: a new port).
+responder::Socket ReusePortListener(std::uint16_t port) {
+  responder::Socket socket(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  REQUIRE(::bind(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(socket.get(), 16) == 0);
+  return socket;
+}
+
+std::uint16_t PortOf(int fd) {
+  sockaddr_in address{};
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  return ntohs(address.sin_port);
+}
+
+// Connects to `port` from a thread pinned to `cpu`, where the loopback SYN is processed.
+responder::Socket ConnectFromCpu(std::uint16_t port, int cpu) {
+  responder::Socket client;
+  std::thread([&] {
+    REQUIRE(responder::PinThisThreadTo(cpu));
+    client = responder::Socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    REQUIRE(::connect(client.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  }).join();
+  return client;
+}
+
+// Whether `listener` has a connection waiting (the handshake is complete once connect returned).
+bool Accepts(int listener) {
+  responder::Socket accepted(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  return accepted.get() >= 0;
+}
+
+// The CPUs a thread of this process may run on, from /proc (Cpus_allowed_list: "0-1", "0", "2,5").
+std::string CpusAllowed(const std::filesystem::path& task) {
+  std::ifstream status(task / "status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("Cpus_allowed_list:")) return line.substr(line.find_first_not_of(" \t", 18));
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("connection steering: a connection goes to the listener of the CPU that processed its SYN") {
+  const std::vector<int> cpus = responder::AllowedCpus();
+  REQUIRE_FALSE(cpus.empty());
+  responder::Socket first = ReusePortListener(0);
+  const std::uint16_t port = PortOf(first.get());
+  responder::Socket second = ReusePortListener(port);
+  // One CPU (a one-core machine): both listeners stand for it, the program still decides.
+  const std::vector<int> mapped = cpus.size() >= 2 ? std::vector<int>{cpus[0], cpus[1]} : std::vector<int>{cpus[0]};
+  REQUIRE(responder::SteerByCpu(first.get(), mapped));
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < mapped.size(); ++i) {
+      CAPTURE(mapped[i]);
+      responder::Socket client = ConnectFromCpu(port, mapped[i]);
+      CHECK(Accepts(i == 0 ? first.get() : second.get()));
+      CHECK_FALSE(Accepts(i == 0 ? second.get() : first.get()));
+    }
+  }
+  // A CPU the program does not name falls back to the kernel's hash: the connection still lands somewhere.
+  if (cpus.size() >= 2) {
+    REQUIRE(responder::SteerByCpu(first.get(), std::vector<int>{cpus[0]}));
+    responder::Socket client = ConnectFromCpu(port, cpus[1]);
+    CHECK(Accepts(first.get()) != Accepts(second.get()));
+  }
+  CHECK_FALSE(responder::SteerByCpu(first.get(), std::vector<int>{}));
+}
+
+TEST_CASE("server: with connection_steering = cpu each worker is pinned to its own CPU and answers") {
+  const std::vector<int> cpus = responder::AllowedCpus();
+  InProcessOptions options;
+  options.workers = static_cast<unsigned>(cpus.size());
+  options.connection_steering = config::ConnectionSteering::kCpu;
+  InProcessResponder responder(options);
+  std::vector<std::string> workers;
+  for (std::size_t i = 0; i < cpus.size(); ++i) workers.push_back("ocsp-worker-" + std::to_string(i));
+  const auto threads = Threads(workers);
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(threads.contains(workers[i]));
+    // A worker pins itself right after naming itself.
+    std::string allowed;
+    for (int attempt = 0; attempt < 200 && allowed != std::to_string(cpus[i]); ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(10ms);
+      allowed = CpusAllowed(threads.at(workers[i]));
+    }
+    // One worker (one CPU) is not steered, and its one CPU is all it may use anyway.
+    CHECK(allowed == std::to_string(cpus[i]));
+  }
+  // Requests from every CPU are answered, whichever worker the steering picks.
+  const X509* signer = responder.ca().responder_certificate.get();
+  for (int cpu : cpus) {
+    CAPTURE(cpu);
+    std::thread([&] {
+      REQUIRE(responder::PinThisThreadTo(cpu));
+      auto response = PostOcsp(responder.port(), responder.Request(0x1002));
+      REQUIRE(response);
+      REQUIRE(response->status == 200);
+      auto checked = CheckOcspResponse(AsBytes(response->body), signer);
+      REQUIRE(checked);
+      REQUIRE(checked->answers.size() == 1);
+      CHECK(checked->answers[0].status == V_OCSP_CERTSTATUS_REVOKED);
+    }).join();
+  }
 }
 
 TEST_CASE("server: stopping while requests are in flight neither hangs nor crashes") {

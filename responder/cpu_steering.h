@@ -1,0 +1,29 @@
+// Connection steering by CPU: each new connection goes to the worker pinned to the CPU on which the kernel
+// processed its SYN, so a connection's packets and its worker share a CPU (no cross-CPU wake-up per request,
+// the socket stays in that CPU's cache).
+//
+// With a NIC that spreads flows over receive queues (RSS), each queue's interrupt CPU then serves its flows
+// end to end. With one receive queue, or all queue interrupts on one CPU, every connection would go to one
+// worker: hence opt-in (responder.connection_steering = "cpu"), and only when there is one worker per CPU
+// the process may use. A connection whose SYN arrives on a CPU without a worker is placed by the kernel's
+// usual SO_REUSEPORT hash.
+// Thread safety: free functions; PinThisThreadTo affects only the calling thread.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+
+namespace ocsp::responder {
+
+// The CPUs this process may run on (sched_getaffinity), in ascending order.
+std::vector<int> AllowedCpus();
+
+// Attaches to the SO_REUSEPORT group of `listener` (any of its sockets) a classic BPF program that sends a
+// connection whose SYN is processed on cpus[i] to the group's i-th socket (in the order they were bound).
+Result<void> SteerByCpu(int listener, std::span<const int> cpus);
+
+Result<void> PinThisThreadTo(int cpu);
+
+}  // namespace ocsp::responder
