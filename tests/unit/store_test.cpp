@@ -456,7 +456,7 @@ void CheckOldEntry(const Store& store, MDB_txn* txn) {
 
 }  // namespace
 
-TEST_CASE("store: a version-3 store is upgraded on a writable open; its entries read as before and gain fingerprints") {
+TEST_CASE("store: a version-3 store is upgraded on a writable open: its entries read as before and gain fingerprints") {
   TempDir dir;
   {
     // A version-3 store with one 16-byte entry record, as the previous release wrote it.
