@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "importer/import.h"
+#include "metrics/families.h"
 
 namespace ocsp::metrics {
 namespace {
@@ -30,29 +31,6 @@ class Fd {
   int fd_;
 };
 
-// The families of one scrape, in a fixed order, filled as the store is walked.
-// A deque, so the references Add returns stay valid as more families are added.
-struct Families {
-  std::deque<MetricFamily> list;
-  MetricFamily& Add(std::string name, std::string help, MetricType type) {
-    list.push_back({std::move(name), std::move(help), type, {}});
-    return list.back();
-  }
-};
-
-void Gauge(MetricFamily& family, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.gauge.value = value;
-  family.metric.push_back(std::move(metric));
-}
-
-void Counter(MetricFamily& family, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.counter.value = value;
-  family.metric.push_back(std::move(metric));
-}
 
 // A CRL number as a float: exact up to 2^53, far beyond any CA's daily counter.
 double NumberValue(const store::CrlNumber& number) {
@@ -260,7 +238,7 @@ std::vector<MetricFamily> StoreCollector::Collect() const {
   }
   if (!ok) Log(LogLevel::kWarning, "metrics_store_unreadable");
   Gauge(readable, {}, ok ? 1 : 0);
-  return {std::make_move_iterator(f.list.begin()), std::make_move_iterator(f.list.end())};
+  return f.Take();
 }
 
 }  // namespace ocsp::metrics

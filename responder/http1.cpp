@@ -587,6 +587,7 @@ void HttpFrontEnd::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addre
   connection->index_ = self->connections_.size();
   self->connections_.push_back(connection.release());
   self->counters_.tracked.fetch_add(1, std::memory_order_relaxed);
+  self->UpdateOpenGauge();
 }
 
 // Out of descriptors (or kernel memory), accept() fails at once and the socket stays readable: libevent would
@@ -689,6 +690,7 @@ void HttpFrontEnd::Close(HttpConnection* connection) {
   connections_.pop_back();
   delete connection;
   counters_.tracked.fetch_sub(1, std::memory_order_relaxed);
+  UpdateOpenGauge();
 }
 
 std::string_view HttpFrontEnd::DateField() {

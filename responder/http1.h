@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -146,6 +147,12 @@ class HttpFrontEnd {
   // The deferred reply of `ticket`'s request. A ticket whose peer has left just frees its connection.
   void Complete(HttpTicket ticket, const HttpReply& reply);
   [[nodiscard]] std::size_t open_connections() const { return connections_.size(); }
+  // From now on keeps `*gauge` at open_connections() (a relaxed store per accept and close), for metrics read
+  // on another thread. The gauge must outlive the front end.
+  void ReportOpenConnectionsTo(std::atomic<std::uint64_t>* gauge) {
+    open_gauge_ = gauge;
+    UpdateOpenGauge();
+  }
 
  private:
   friend class HttpConnection;
@@ -157,6 +164,9 @@ class HttpFrontEnd {
   void Sweep();
   bool EvictIdle();
   void Close(HttpConnection* connection);
+  void UpdateOpenGauge() {
+    if (open_gauge_ != nullptr) open_gauge_->store(connections_.size(), std::memory_order_relaxed);
+  }
   std::string_view DateField();  // "Date: ...\r\n", formatted once per second
 
   event_base* base_;
@@ -168,6 +178,7 @@ class HttpFrontEnd {
   std::vector<std::unique_ptr<evconnlistener, void (*)(evconnlistener*)>> listeners_;
   std::vector<HttpConnection*> connections_;  // owned; each knows its index here
   std::size_t eviction_cursor_ = 0;           // where EvictIdle's next sample starts
+  std::atomic<std::uint64_t>* open_gauge_ = nullptr;
   EventPtr sweep_;
   EventPtr resume_accept_;
   std::chrono::steady_clock::time_point last_pause_log_{};

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "responder/cpu_steering.h"
+#include "responder/front_end_metrics.h"
 #include "responder/health.h"
 #include "responder/http1.h"
 #include "responder/http_cache.h"
@@ -287,6 +288,7 @@ class Worker final : public HttpHandler {
 
   // `cpu`: the CPU this worker is pinned to, when connections are steered by CPU.
   void Start(std::size_t index, std::optional<int> cpu) {
+    if (index < kMaxWorkers) front_end_->ReportOpenConnectionsTo(&counters_.open_by_worker[index]);
     thread_ = std::thread([this, index, cpu] {
       NameThisThread("ocsp-worker-" + std::to_string(index));
       if (cpu) {
@@ -857,8 +859,10 @@ struct Server::Control {
 Server::Server(ServerDependencies dependencies, const config::Config& config)
     : dependencies_(dependencies),
       config_(config),
-      counters_(std::make_unique<FrontEndCounters>()),
-      limits_(std::make_unique<ConnectionLimits>(ConnectionCap(config), config.max_connections_per_address)) {}
+      counters_(std::make_shared<FrontEndCounters>()),
+      limits_(std::make_unique<ConnectionLimits>(ConnectionCap(config), config.max_connections_per_address)) {
+  dependencies_.metrics.AddCollectable(std::make_shared<FrontEndCollector>(counters_, config.workers));
+}
 
 Server::~Server() {
   for (auto& worker : workers_) {

@@ -23,6 +23,7 @@
 // Thread safety: Start and Run from the main thread; RequestStop and RequestReload from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -62,6 +63,9 @@ struct ServiceContext {
   ListenSockets sockets;                      // from socket activation; empty: bind the configured addresses
 };
 
+// The most workers a configuration may ask for (config: responder.workers).
+inline constexpr unsigned kMaxWorkers = 256;
+
 // Refusals and closes the front end counted (relaxed atomics; for logs and the metrics module).
 struct FrontEndCounters {
   std::atomic<std::uint64_t> forbidden_unregistered{0};  // HTTP 403: address in no verifier's networks
@@ -72,6 +76,7 @@ struct FrontEndCounters {
   std::atomic<std::uint64_t> reloads{0};
   std::atomic<std::uint64_t> failed_reloads{0};
   ConnectionCounters connections;
+  std::array<std::atomic<std::uint64_t>, kMaxWorkers> open_by_worker{};  // each written by its worker only
 };
 
 class Worker;
@@ -107,7 +112,7 @@ class Server {
 
   ServerDependencies dependencies_;
   config::Config config_;  // as at start: the restart-only keys
-  std::unique_ptr<FrontEndCounters> counters_;
+  std::shared_ptr<FrontEndCounters> counters_;  // shared with the metrics collector
   std::unique_ptr<ConnectionLimits> limits_;
   std::vector<std::unique_ptr<Worker>> workers_;
   struct Control;

@@ -91,6 +91,9 @@ responder_key = "responder.key"
   [[nodiscard]] std::filesystem::path config_path() const { return dir_.path() / "ocsp-responder.toml"; }
   [[nodiscard]] std::string metrics_url() const { return "http://127.0.0.1:" + metrics_port_ + "/metrics"; }
   [[nodiscard]] const std::string& metrics_port() const { return metrics_port_; }
+  [[nodiscard]] std::uint16_t ocsp_port() const {
+    return static_cast<std::uint16_t>(std::stoi(url_.substr(url_.rfind(':') + 1)));
+  }
   Background& responder() { return *responder_; }
 
  private:
@@ -170,6 +173,54 @@ TEST_CASE("observability: /metrics passes promtool check metrics, store and requ
   std::smatch match;
   REQUIRE(std::regex_search(text, match, std::regex("\nocsp_store_readers_used (\\d+)")));
   CHECK(std::stoi(match[1].str()) >= 2);
+}
+
+// The sum of a family's series in an exposition (0 when it has none).
+double Sum(const std::string& exposition, const std::string& family) {
+  double sum = 0;
+  const std::regex line("\n" + family + "(\\{[^}]*\\})? (\\S+)");
+  for (auto it = std::sregex_iterator(exposition.begin(), exposition.end(), line); it != std::sregex_iterator(); ++it) {
+    sum += std::stod((*it)[2].str());
+  }
+  return sum;
+}
+
+TEST_CASE("observability: open connections per worker, and the front end's refusals, are series") {
+  Observed responder;
+  std::string text = responder.Scrape();
+  CHECK(Contains(text, "ocsp_responder_connections_open{worker=\"0\"}"));
+  CHECK(Contains(text, "ocsp_responder_connections_open{worker=\"1\"}"));
+  CHECK(Contains(text, "ocsp_responder_access_refusals_total{reason=\"unregistered\"} 0"));
+  CHECK(Contains(text, "ocsp_responder_connections_refused_total 0"));
+  CHECK(Contains(text, "ocsp_responder_reloads_total{result=\"ok\"} 0"));
+  CHECK(Sum(text, "ocsp_responder_connections_open") == 0);
+  // Two idle connections: counted by the workers that accepted them while they stay open.
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(responder.ocsp_port());
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    held.push_back(fd);
+  }
+  double open = 0;
+  for (int attempt = 0; attempt < 50 && open != 2; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    open = Sum(responder.Scrape(), "ocsp_responder_connections_open");
+  }
+  CHECK(open == 2);
+  for (int fd : held) ::close(fd);
+  for (int attempt = 0; attempt < 50 && open != 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    open = Sum(responder.Scrape(), "ocsp_responder_connections_open");
+  }
+  CHECK(open == 0);
+  // A reload is counted.
+  ::kill(responder.responder().pid(), SIGHUP);
+  responder.responder().WaitForLog("event=reloaded");
+  CHECK(Contains(responder.Scrape(), "ocsp_responder_reloads_total{result=\"ok\"} 1"));
 }
 
 TEST_CASE("observability: a real Prometheus server scrapes the responder, and its HTTP API returns our series") {
