@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Abuse run: a real ocsp-responder under one attack at a time (idle connections, more connections than its
 # open-file limit, slowloris, a connection flood, garbage bytes, oversize headers and bodies, pipelined
-# floods, distinct unknown serials) while a legitimate keep-alive client measures its latency and success.
+# floods, distinct unknown serials) while two legitimate keep-alive clients measure latency and success: one
+# in Python that checks every answer, and ocsp-load paced at 1,000 requests/s, timed from each scheduled send.
 # Prints one table (bench/README.md, "Abuse"). The work is done by bench/ocsp_load.py (Python standard
-# library; the openssl CLI for the PKI and CRLs).
+# library; the openssl CLI for the PKI and CRLs) and ocsp-load.
 #
 # usage: bench/abuse.sh [--seconds S] [--attacks a,b] [--unknown-serials N] [--fd-limit N] [--http-timeout S]
 #                       [--attacker-addresses N] [--attacker-priority idle|normal] [--workers N]
@@ -24,7 +25,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
