@@ -37,6 +37,11 @@ struct ImportOptions {
   bool allow_shrink = false;                 // the operator confirms a large shrink
   std::filesystem::path archive_directory;   // empty: do not archive
   UnixSeconds archive_retention_seconds = 90 * 86400;
+  // Two or more complete CRLs imported together (a partition set) are parsed on a worker thread, range of
+  // serials by range, into sorted runs of about this many entries while the calling thread writes them; 0
+  // merges them on the calling thread alone. Either way the store ends up the same. A set whose serials are
+  // not spread alike over its files (a range would grow past 4x this) falls back to the calling thread.
+  std::size_t parallel_range_entries = 32768;
 };
 
 struct ImportInput {
