@@ -7,6 +7,7 @@
 #   ocspctl --store DAY0 import --issuer CA.pem NEXT-DAY-CRL           next day (1% changed) over day 0
 # and for the largest size the partitioned set (default 1,900 files) imported with one ocspctl call into an
 # empty store, against the same entries as one file. It prints one table and the targets with PASS/FAIL.
+# The cases the targets compare with each other (first imports, partitions) run interleaved, round by round.
 #
 # Exit status: 0 when every command ran (whatever the targets say: this is a benchmark, not a test),
 # 1 when a command failed (its row says so and its stderr is shown), 2 on bad usage.
@@ -31,7 +32,8 @@ usage: bench/crl-import.sh [options]
   --partitions P    partitions for the largest size (default $PARTITIONS; 0 skips the partitioned case)
   --seed S          generator seed (default $SEED)
   --repeat R        run every timed command R times and keep the fastest (default $REPEAT); the ocspctl
-                    imports of the sizes below the largest run 3R times (see SMALL_REPEAT)
+                    imports of the sizes below the largest run 3R times (see SMALL_REPEAT), and the first
+                    imports of all sizes and the partitioned set run in R interleaved rounds
   --work-dir DIR    CA, cached CRLs, stores, logs and results (default bench/out)
   --bin-dir DIR     use crl-gen and ocspctl from DIR and skip the build (default: build the release preset)
   --keep-stores     keep the LMDB stores after the run (they are deleted by default)
@@ -168,7 +170,7 @@ fi
 STORES=$WORK/stores
 LOGS=$WORK/logs/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$STORES" "$LOGS"
-declare -A WALL=() RSS=() STATUS=()
+declare -A WALL=() RSS=() STATUS=() PEAK=() TIMES=()
 FAILED=0
 
 # shellcheck disable=SC2317  # called through measure's PREPARE arguments
@@ -197,65 +199,98 @@ prepare_copied_store() {  # prepare_copied_store DAY0-STORE STORE INPUT: the tim
   warm "$3"
 }
 
-# measure KEY PREPARE... -- COMMAND...: runs PREPARE (untimed) then COMMAND, RUNS times (default REPEAT); keeps the
-# fastest wall time and the largest peak RSS. Fills WALL[KEY] (seconds), RSS[KEY] (MiB) and STATUS[KEY].
-measure() {
+# run_once KEY PREPARE... -- COMMAND...: runs PREPARE (untimed) then COMMAND once; keeps the fastest wall time
+# and the largest peak RSS so far in WALL[KEY] (seconds) and RSS[KEY] (MiB), every run's time in TIMES[KEY],
+# and sets STATUS[KEY]. Returns 1 when the command failed, or failed before: a failed case is not run again.
+run_once() {
   local key=$1 prepare=()
   shift
   while [[ $1 != -- ]]; do prepare+=("$1"); shift; done
   shift
-  local log=$LOGS/${key//[:\/ ]/_} run start end rc seconds rss best="" peak=0 runs=${RUNS:-$REPEAT}
-  for ((run = 1; run <= runs; run++)); do
-    "${prepare[@]}"
-    start=$(date +%s%N)
-    rc=0
-    /usr/bin/time -f '%M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
-    end=$(date +%s%N)
-    if (( rc != 0 )) || { [[ $1 == openssl ]] && ! grep -q 'verify OK' "$log.err"; }; then
-      STATUS[$key]="FAILED (exit $rc)"
-      FAILED=1
-      if (( $# > 8 )); then
-        say "$key failed (exit $rc): ${*:1:7} ... ($(( $# - 7 )) more arguments)"
-      else
-        say "$key failed (exit $rc): $*"
-      fi
-      sed -n '1,5p' "$log.err" | cut -c1-300 | sed 's/^/    /' >&2
-      return 0
+  [[ ${STATUS[$key]:-ok} == ok ]] || return 1
+  local log=$LOGS/${key//[:\/ ]/_} start end rc seconds rss
+  "${prepare[@]}"
+  start=$(date +%s%N)
+  rc=0
+  /usr/bin/time -f '%M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
+  end=$(date +%s%N)
+  if (( rc != 0 )) || { [[ $1 == openssl ]] && ! grep -q 'verify OK' "$log.err"; }; then
+    STATUS[$key]="FAILED (exit $rc)"
+    FAILED=1
+    if (( $# > 8 )); then
+      say "$key failed (exit $rc): ${*:1:7} ... ($(( $# - 7 )) more arguments)"
+    else
+      say "$key failed (exit $rc): $*"
     fi
-    seconds=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
-    rss=$(tail -n 1 "$log.time")
-    if [[ -z $best ]] || awk -v a="$seconds" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$seconds; fi
-    if (( rss > peak )); then peak=$rss; fi
-  done
-  WALL[$key]=$best
-  RSS[$key]=$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')
+    sed -n '1,5p' "$log.err" | cut -c1-300 | sed 's/^/    /' >&2
+    return 1
+  fi
+  seconds=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+  rss=$(tail -n 1 "$log.time")
+  if [[ -z ${WALL[$key]:-} ]] || awk -v a="$seconds" -v b="${WALL[$key]}" 'BEGIN { exit !(a < b) }'; then
+    WALL[$key]=$seconds
+  fi
+  if (( rss > ${PEAK[$key]:-0} )); then PEAK[$key]=$rss; fi
+  RSS[$key]=$(awk -v k="${PEAK[$key]}" 'BEGIN { printf "%.1f", k / 1024 }')
+  TIMES[$key]+="${TIMES[$key]:+ }$seconds"
   STATUS[$key]=ok
-  say "$key: ${WALL[$key]} s, ${RSS[$key]} MiB"
-  sed -n '1,3p' "$log.out" | sed 's/^/    /' >&2  # what the command itself reported, if anything
+}
+
+# say_case KEY: the case's fastest time, every run's, its peak RSS, and what the command itself reported.
+say_case() {
+  [[ ${STATUS[$1]:-} == ok ]] || return 0
+  say "$1: ${WALL[$1]} s (runs: ${TIMES[$1]}), ${RSS[$1]} MiB"
+  sed -n '1,3p' "$LOGS/${1//[:\/ ]/_}.out" | sed 's/^/    /' >&2
+}
+
+# measure KEY PREPARE... -- COMMAND...: run_once RUNS times (default REPEAT), then say_case.
+measure() {
+  local run runs=${RUNS:-$REPEAT}
+  for ((run = 1; run <= runs; run++)); do run_once "$@" || break; done
+  say_case "$1"
 }
 
 for n in "${SIZE_LIST[@]}"; do
-  day0=$CACHE/n$n-day0.der
-  day1=$CACHE/n$n-day1.der
-  measure "openssl:$n" warm "$day0" -- openssl crl -inform DER -noout -CAfile "$CA_CERT" -in "$day0"
+  measure "openssl:$n" warm "$CACHE/n$n-day0.der" -- openssl crl -inform DER -noout -CAfile "$CA_CERT" -in "$CACHE/n$n-day0.der"
+done
+
+# The first imports of every size and the partitioned set, in rounds: each round runs each of them once (the
+# smaller sizes 3 times), so all of them sample the same minutes of a shared machine's load. Run one block
+# after another, they caught it at different moments: between two runs of this script the linearity ratio
+# moved from 10.1x to 6.4x (and to 12.2x with the smaller sizes repeated), the partitions ratio by 0.13.
+parts=$CACHE/n$LARGEST-day0-p$PARTITIONS
+for ((round = 1; round <= REPEAT; round++)); do
+  for n in "${SIZE_LIST[@]}"; do
+    runs=1
+    if (( n < LARGEST )); then runs=$((SMALL_REPEAT / REPEAT)); fi
+    for ((run = 1; run <= runs; run++)); do
+      run_once "import:$n" prepare_empty_store "$STORES/import-$n" "$CACHE/n$n-day0.der" -- \
+        "$OCSPCTL" --store "$STORES/import-$n" import --issuer "$CA_CERT" "$CACHE/n$n-day0.der" || break
+    done
+  done
+  if (( PARTITIONS > 0 )); then
+    run_once "partitions:$LARGEST" prepare_empty_store "$STORES/partitions-$LARGEST" "$parts" -- \
+      "$OCSPCTL" --store "$STORES/partitions-$LARGEST" import --issuer "$CA_CERT" "$parts"/*.der || true
+  fi
+done
+for n in "${SIZE_LIST[@]}"; do say_case "import:$n"; done
+if (( PARTITIONS > 0 )); then
+  say_case "partitions:$LARGEST"
+  if (( ! KEEP_STORES )); then rm -rf "$STORES/partitions-$LARGEST"; fi
+fi
+
+# The next day over each size's day-0 store (the last first import's).
+for n in "${SIZE_LIST[@]}"; do
   runs=$REPEAT
   if (( n < LARGEST )); then runs=$SMALL_REPEAT; fi
-  RUNS=$runs measure "import:$n" prepare_empty_store "$STORES/import-$n" "$day0" -- \
-    "$OCSPCTL" --store "$STORES/import-$n" import --issuer "$CA_CERT" "$day0"
-  if [[ ${STATUS[import:$n]} == ok ]]; then
-    RUNS=$runs measure "nextday:$n" prepare_copied_store "$STORES/import-$n" "$STORES/nextday-$n" "$day1" -- \
-      "$OCSPCTL" --store "$STORES/nextday-$n" import --issuer "$CA_CERT" "$day1"
+  if [[ ${STATUS[import:$n]:-} == ok ]]; then
+    RUNS=$runs measure "nextday:$n" prepare_copied_store "$STORES/import-$n" "$STORES/nextday-$n" "$CACHE/n$n-day1.der" -- \
+      "$OCSPCTL" --store "$STORES/nextday-$n" import --issuer "$CA_CERT" "$CACHE/n$n-day1.der"
   else
     STATUS[nextday:$n]="SKIPPED (no day-0 store)"
   fi
   if (( ! KEEP_STORES )); then rm -rf "$STORES/import-$n" "$STORES/nextday-$n"; fi
 done
-if (( PARTITIONS > 0 )); then
-  parts=$CACHE/n$LARGEST-day0-p$PARTITIONS
-  measure "partitions:$LARGEST" prepare_empty_store "$STORES/partitions-$LARGEST" "$parts" -- \
-    "$OCSPCTL" --store "$STORES/partitions-$LARGEST" import --issuer "$CA_CERT" "$parts"/*.der
-  if (( ! KEEP_STORES )); then rm -rf "$STORES/partitions-$LARGEST"; fi
-fi
 if (( ! KEEP_STORES )); then rmdir "$STORES" 2>/dev/null || true; fi
 
 # --- report ------------------------------------------------------------------------------------------------
