@@ -674,3 +674,30 @@ TEST_CASE("import: a partition set split by serial, or with a file out of order,
   }
   for (std::uint64_t serial : {1, 200, 201, 556, 799}) CHECK(f.Lookup(serial).has_value());
 }
+
+TEST_CASE("import: a partition set is archived as one tar, each member named by its file's SHA-256 as in the history") {
+  Fixture f;
+  f.options.archive_directory = f.dir.path() / "archive";
+  const auto paths = WriteSet(f, 1, InterleavedSet(3, 1, 90));
+  REQUIRE(f.ImportPaths(paths));
+  auto history = ReadHistory(f.store_directory);
+  REQUIRE(history.has_value());
+  REQUIRE(history->size() == paths.size());
+  std::vector<std::filesystem::path> tars;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "archive")) {
+    if (entry.path().extension() == ".tar") tars.push_back(entry.path());
+  }
+  REQUIRE(tars.size() == 1);
+  const Bytes tar = *ReadFile(tars.front());
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    REQUIRE(at + 512 <= tar.size());
+    const std::string name(reinterpret_cast<const char*>(tar.data() + at));
+    const std::size_t size = std::stoul(std::string(reinterpret_cast<const char*>(tar.data() + at + 124), 11), nullptr, 8);
+    CHECK(name == (*history)[i].sha256.substr(0, 16) + "-" + paths[i].filename().string());
+    const Bytes file = *ReadFile(paths[i]);
+    REQUIRE(at + 512 + size <= tar.size());
+    CHECK(Bytes(tar.begin() + static_cast<std::ptrdiff_t>(at + 512), tar.begin() + static_cast<std::ptrdiff_t>(at + 512 + size)) == file);
+    at += 512 + (size + 511) / 512 * 512;
+  }
+}
