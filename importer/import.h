@@ -41,7 +41,7 @@ struct ImportOptions {
   // serials by range, into sorted runs of about this many entries while the calling thread writes them; 0
   // merges them on the calling thread alone. Either way the store ends up the same. A set whose serials are
   // not spread alike over its files (a range would grow past 4x this) falls back to the calling thread.
-  std::size_t parallel_range_entries = 32768;
+  std::size_t parallel_range_entries = 16384;
 };
 
 struct ImportInput {
