@@ -8,7 +8,9 @@
 // Entries are merged against what the store holds (both sorted by serial), so only changes are written. An
 // entry whose serial, partition and DER fingerprint match the stored record (see store::EntryFingerprinter)
 // is counted unchanged without being decoded: it is byte-identical to an entry that was decoded and checked
-// in full when it was first imported. Every other entry is decoded and checked in full.
+// in full when it was first imported. Every other entry is decoded and checked in full. A set of two or more
+// complete CRLs (a partition set) is parsed on two worker threads while the calling thread writes
+// (ImportOptions::parallel_range_entries); the store ends up the same either way.
 //
 // Every attempt, refused or not, is appended to the audit history next to the store (history.jsonl), and
 // imported files are archived when an archive directory is configured.
