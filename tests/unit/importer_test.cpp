@@ -701,3 +701,19 @@ TEST_CASE("import: a partition set is archived as one tar, each member named by 
     at += 512 + (size + 511) / 512 * 512;
   }
 }
+
+TEST_CASE("import: a partition set with PEM files among DER ones is parsed on worker threads like an all-DER set") {
+  Fixture f;
+  f.options.parallel_range_entries = 30;
+  const auto entries = InterleavedSet(5, 1, 400);
+  std::vector<std::filesystem::path> paths = WriteSet(f, 1, {entries[0], entries[1], entries[2]});
+  for (std::size_t i = 3; i < entries.size(); ++i) {
+    const auto path = f.dir.path() / ("pem-" + std::to_string(i) + ".pem");
+    WriteFile(path, ToPem(f.ca.Crl(Partition(1, "M" + std::to_string(i), entries[i])).get()));
+    paths.push_back(path);
+  }
+  auto report = f.ImportPaths(paths);
+  REQUIRE(report.has_value());
+  CHECK(report->added == 400);
+  for (std::uint64_t serial : {1, 97, 200, 398}) CHECK(f.Lookup(serial).has_value());
+}
