@@ -7,6 +7,7 @@
 #   ocspctl --store DAY0 import --issuer CA.pem NEXT-DAY-CRL           next day (1% changed) over day 0
 # and for the largest size the partitioned set (default 1,900 files) imported with one ocspctl call into an
 # empty store, against the same entries as one file. It prints one table and the targets with PASS/FAIL.
+# The imports the targets compare with each other run interleaved, round by round.
 #
 # Exit status: 0 when every command ran (whatever the targets say: this is a benchmark, not a test),
 # 1 when a command failed (its row says so and its stderr is shown), 2 on bad usage.
@@ -30,7 +31,9 @@ usage: bench/crl-import.sh [options]
   --quick           the same as --sizes 100000,1000000
   --partitions P    partitions for the largest size (default $PARTITIONS; 0 skips the partitioned case)
   --seed S          generator seed (default $SEED)
-  --repeat R        run every timed command R times and keep the fastest (default $REPEAT)
+  --repeat R        run every timed command R times and keep the fastest (default $REPEAT); the ocspctl
+                    imports of the sizes below the largest run 3R times (see SMALL_REPEAT), and all the
+                    imports run in R interleaved rounds
   --work-dir DIR    CA, cached CRLs, stores, logs and results (default bench/out)
   --bin-dir DIR     use crl-gen and ocspctl from DIR and skip the build (default: build the release preset)
   --keep-stores     keep the LMDB stores after the run (they are deleted by default)
@@ -69,6 +72,11 @@ done
 (( REPEAT >= 1 )) || { echo "crl-import.sh: --repeat must be at least 1" >&2; exit 2; }
 LARGEST=${SIZE_LIST[-1]}
 SMALLEST=${SIZE_LIST[0]}
+# The smaller sizes' imports are short (0.3 s at 1M) and a shared machine's noise is a large part of them: the
+# fastest of 3 first imports at 1M ranged from 0.36 to 0.58 s between runs, which alone moved the linearity
+# ratio from 10x to 6.4x. Three times the repeats cost a few seconds and let them find a quiet moment as often
+# as the 10x longer largest size does.
+SMALL_REPEAT=$((3 * REPEAT))
 
 say() { echo "crl-import.sh: $*" >&2; }
 
@@ -162,7 +170,7 @@ fi
 STORES=$WORK/stores
 LOGS=$WORK/logs/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$STORES" "$LOGS"
-declare -A WALL=() RSS=() STATUS=()
+declare -A WALL=() RSS=() STATUS=() PEAK=() TIMES=()
 FAILED=0
 
 # shellcheck disable=SC2317  # called through measure's PREPARE arguments
@@ -186,66 +194,105 @@ prepare_copied_store() {  # prepare_copied_store DAY0-STORE STORE INPUT: the tim
   cp -a "$1" "$2"
   # Flush the copy: left dirty, it was written back by the timed import's commit (fdatasync took 0.39 s
   # instead of 0.21 s at 10M), a cost of the benchmark's copy, not of the import. A real day-0 store was
-  # committed and flushed a day earlier.
-  sync "$2/data.mdb"
+  # committed and flushed a day earlier. All of it, the archive too: syncing only data.mdb left the copied
+  # archive (~370 MB at 10M) dirty, for the kernel to write back about 30 s later, during whichever timed
+  # command ran then.
+  find "$2" -type f -exec sync {} +
   warm "$3"
 }
 
-# measure KEY PREPARE... -- COMMAND...: runs PREPARE (untimed) then COMMAND, REPEAT times; keeps the fastest
-# wall time and the largest peak RSS. Fills WALL[KEY] (seconds), RSS[KEY] (MiB) and STATUS[KEY].
-measure() {
+# run_once KEY PREPARE... -- COMMAND...: runs PREPARE (untimed) then COMMAND once; keeps the fastest wall time
+# and the largest peak RSS so far in WALL[KEY] (seconds) and RSS[KEY] (MiB), every run's time in TIMES[KEY],
+# and sets STATUS[KEY]. Returns 1 when the command failed, or failed before: a failed case is not run again.
+run_once() {
   local key=$1 prepare=()
   shift
   while [[ $1 != -- ]]; do prepare+=("$1"); shift; done
   shift
-  local log=$LOGS/${key//[:\/ ]/_} run start end rc seconds rss best="" peak=0
-  for ((run = 1; run <= REPEAT; run++)); do
-    "${prepare[@]}"
-    start=$(date +%s%N)
-    rc=0
-    /usr/bin/time -f '%M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
-    end=$(date +%s%N)
-    if (( rc != 0 )) || { [[ $1 == openssl ]] && ! grep -q 'verify OK' "$log.err"; }; then
-      STATUS[$key]="FAILED (exit $rc)"
-      FAILED=1
-      if (( $# > 8 )); then
-        say "$key failed (exit $rc): ${*:1:7} ... ($(( $# - 7 )) more arguments)"
-      else
-        say "$key failed (exit $rc): $*"
-      fi
-      sed -n '1,5p' "$log.err" | cut -c1-300 | sed 's/^/    /' >&2
-      return 0
+  [[ ${STATUS[$key]:-ok} == ok ]] || return 1
+  local log=$LOGS/${key//[:\/ ]/_} start end rc seconds rss
+  "${prepare[@]}"
+  start=$(date +%s%N)
+  rc=0
+  /usr/bin/time -f '%M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
+  end=$(date +%s%N)
+  if (( rc != 0 )) || { [[ $1 == openssl ]] && ! grep -q 'verify OK' "$log.err"; }; then
+    STATUS[$key]="FAILED (exit $rc)"
+    FAILED=1
+    if (( $# > 8 )); then
+      say "$key failed (exit $rc): ${*:1:7} ... ($(( $# - 7 )) more arguments)"
+    else
+      say "$key failed (exit $rc): $*"
     fi
-    seconds=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
-    rss=$(tail -n 1 "$log.time")
-    if [[ -z $best ]] || awk -v a="$seconds" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$seconds; fi
-    if (( rss > peak )); then peak=$rss; fi
-  done
-  WALL[$key]=$best
-  RSS[$key]=$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')
+    sed -n '1,5p' "$log.err" | cut -c1-300 | sed 's/^/    /' >&2
+    return 1
+  fi
+  seconds=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+  rss=$(tail -n 1 "$log.time")
+  if [[ -z ${WALL[$key]:-} ]] || awk -v a="$seconds" -v b="${WALL[$key]}" 'BEGIN { exit !(a < b) }'; then
+    WALL[$key]=$seconds
+  fi
+  if (( rss > ${PEAK[$key]:-0} )); then PEAK[$key]=$rss; fi
+  RSS[$key]=$(awk -v k="${PEAK[$key]}" 'BEGIN { printf "%.1f", k / 1024 }')
+  TIMES[$key]+="${TIMES[$key]:+ }$seconds"
   STATUS[$key]=ok
-  say "$key: ${WALL[$key]} s, ${RSS[$key]} MiB"
-  sed -n '1,3p' "$log.out" | sed 's/^/    /' >&2  # what the command itself reported, if anything
+}
+
+# say_case KEY: the case's fastest time, every run's, its peak RSS, and what the command itself reported.
+say_case() {
+  [[ ${STATUS[$1]:-} == ok ]] || return 0
+  say "$1: ${WALL[$1]} s (runs: ${TIMES[$1]}), ${RSS[$1]} MiB"
+  sed -n '1,3p' "$LOGS/${1//[:\/ ]/_}.out" | sed 's/^/    /' >&2
+}
+
+# measure KEY PREPARE... -- COMMAND...: run_once RUNS times (default REPEAT), then say_case.
+measure() {
+  local run runs=${RUNS:-$REPEAT}
+  for ((run = 1; run <= runs; run++)); do run_once "$@" || break; done
+  say_case "$1"
 }
 
 for n in "${SIZE_LIST[@]}"; do
-  day0=$CACHE/n$n-day0.der
-  day1=$CACHE/n$n-day1.der
-  measure "openssl:$n" warm "$day0" -- openssl crl -inform DER -noout -CAfile "$CA_CERT" -in "$day0"
-  measure "import:$n" prepare_empty_store "$STORES/import-$n" "$day0" -- \
-    "$OCSPCTL" --store "$STORES/import-$n" import --issuer "$CA_CERT" "$day0"
-  if [[ ${STATUS[import:$n]} == ok ]]; then
-    measure "nextday:$n" prepare_copied_store "$STORES/import-$n" "$STORES/nextday-$n" "$day1" -- \
-      "$OCSPCTL" --store "$STORES/nextday-$n" import --issuer "$CA_CERT" "$day1"
+  measure "openssl:$n" warm "$CACHE/n$n-day0.der" -- openssl crl -inform DER -noout -CAfile "$CA_CERT" -in "$CACHE/n$n-day0.der"
+done
+
+# The imports, in rounds: each round runs each size's first import and then its next day over that day-0 store
+# (the smaller sizes 3 times each), and the partitioned set once, so all the cases the targets divide by each
+# other sample the same minutes of a shared machine's load. Run one block after another, they caught it at
+# different moments: between two runs of this script the linearity ratio moved from 10.1x to 6.4x (and to
+# 12.2x with the smaller sizes repeated, the 10M block being the slow one that time), and a next day run
+# after the partitioned set's block took 1.9-2.1 s where it took 1.3-1.6 s right after its first import.
+parts=$CACHE/n$LARGEST-day0-p$PARTITIONS
+for ((round = 1; round <= REPEAT; round++)); do
+  for n in "${SIZE_LIST[@]}"; do
+    runs=1
+    if (( n < LARGEST )); then runs=$((SMALL_REPEAT / REPEAT)); fi
+    for ((run = 1; run <= runs; run++)); do
+      run_once "import:$n" prepare_empty_store "$STORES/import-$n" "$CACHE/n$n-day0.der" -- \
+        "$OCSPCTL" --store "$STORES/import-$n" import --issuer "$CA_CERT" "$CACHE/n$n-day0.der" || break
+    done
+    [[ ${STATUS[import:$n]:-} == ok ]] || continue
+    for ((run = 1; run <= runs; run++)); do
+      run_once "nextday:$n" prepare_copied_store "$STORES/import-$n" "$STORES/nextday-$n" "$CACHE/n$n-day1.der" -- \
+        "$OCSPCTL" --store "$STORES/nextday-$n" import --issuer "$CA_CERT" "$CACHE/n$n-day1.der" || break
+    done
+  done
+  if (( PARTITIONS > 0 )); then
+    run_once "partitions:$LARGEST" prepare_empty_store "$STORES/partitions-$LARGEST" "$parts" -- \
+      "$OCSPCTL" --store "$STORES/partitions-$LARGEST" import --issuer "$CA_CERT" "$parts"/*.der || true
+  fi
+done
+for n in "${SIZE_LIST[@]}"; do
+  say_case "import:$n"
+  if [[ ${STATUS[import:$n]:-} == ok ]]; then
+    say_case "nextday:$n"
   else
     STATUS[nextday:$n]="SKIPPED (no day-0 store)"
   fi
   if (( ! KEEP_STORES )); then rm -rf "$STORES/import-$n" "$STORES/nextday-$n"; fi
 done
 if (( PARTITIONS > 0 )); then
-  parts=$CACHE/n$LARGEST-day0-p$PARTITIONS
-  measure "partitions:$LARGEST" prepare_empty_store "$STORES/partitions-$LARGEST" "$parts" -- \
-    "$OCSPCTL" --store "$STORES/partitions-$LARGEST" import --issuer "$CA_CERT" "$parts"/*.der
+  say_case "partitions:$LARGEST"
   if (( ! KEEP_STORES )); then rm -rf "$STORES/partitions-$LARGEST"; fi
 fi
 if (( ! KEEP_STORES )); then rmdir "$STORES" 2>/dev/null || true; fi
@@ -264,7 +311,7 @@ TSV=$RESULTS/$STAMP.tsv
 
 {
   revision=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-  echo "CRL import benchmark: $STAMP, revision $revision, seed $SEED, repeat $REPEAT"
+  echo "CRL import benchmark: $STAMP, revision $revision, seed $SEED, repeat $REPEAT (imports below the largest size: $SMALL_REPEAT)"
   echo "host: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), $(openssl version)"
   echo
   printf '%-38s %10s %9s %13s %11s  %s\n' case entries "wall s" "peak RSS MiB" "vs openssl" status

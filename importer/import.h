@@ -8,7 +8,9 @@
 // Entries are merged against what the store holds (both sorted by serial), so only changes are written. An
 // entry whose serial, partition and DER fingerprint match the stored record (see store::EntryFingerprinter)
 // is counted unchanged without being decoded: it is byte-identical to an entry that was decoded and checked
-// in full when it was first imported. Every other entry is decoded and checked in full.
+// in full when it was first imported. Every other entry is decoded and checked in full. A set of two or more
+// complete CRLs (a partition set) is parsed on two worker threads while the calling thread writes
+// (ImportOptions::parallel_range_entries); the store ends up the same either way.
 //
 // Every attempt, refused or not, is appended to the audit history next to the store (history.jsonl), and
 // imported files are archived when an archive directory is configured.
@@ -37,6 +39,11 @@ struct ImportOptions {
   bool allow_shrink = false;                 // the operator confirms a large shrink
   std::filesystem::path archive_directory;   // empty: do not archive
   UnixSeconds archive_retention_seconds = 90 * 86400;
+  // Two or more complete CRLs imported together (a partition set) are parsed on a worker thread, range of
+  // serials by range, into sorted runs of about this many entries while the calling thread writes them; 0
+  // merges them on the calling thread alone. Either way the store ends up the same. A set whose serials are
+  // not spread alike over its files (a range would grow past 4x this) falls back to the calling thread.
+  std::size_t parallel_range_entries = 16384;
 };
 
 struct ImportInput {

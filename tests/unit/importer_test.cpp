@@ -541,3 +541,179 @@ TEST_CASE("import: many partitions with interleaved serials, some empty, merge i
     CHECK(f.Lookup(serial).has_value());
   }
 }
+
+namespace {
+
+// A partition set of `partitions` files whose serials interleave (a hash of the serial picks the file), with
+// every kind of entry: reasons or none, invalidity dates, serials of 1 to 8 octets (8-octet ones that share
+// their first 7 octets tie on the sort key and are told apart by bytes), and one empty file (the last).
+std::vector<std::vector<RevokedSpec>> InterleavedSet(int partitions, std::uint64_t first, std::uint64_t count,
+                                                     std::uint64_t day = 0) {
+  std::vector<std::vector<RevokedSpec>> entries(static_cast<std::size_t>(partitions));
+  for (std::uint64_t n = first; n < first + count; ++n) {
+    if (day > 0 && n % 97 == day) continue;  // gone the next day
+    const std::uint64_t serial = n % 11 == 0 ? 0x0100000000000000ULL + n : n % 13 == 0 ? n << 20 : n;
+    const auto file = static_cast<std::size_t>((n * 2654435761u) % static_cast<std::uint64_t>(partitions - 1));
+    const std::optional<int> reason = n % 7 == 0 ? std::nullopt : std::optional<int>(static_cast<int>(n % 6));
+    const std::optional<UnixSeconds> invalidity = n % 5 == 0 ? std::optional<UnixSeconds>(kRevokedAt - 86400) : std::nullopt;
+    const UnixSeconds revoked_at = day > 0 && n % 89 == day ? kRevokedAt + 60 : kRevokedAt;  // changed the next day
+    entries[file].push_back({Serial(serial), revoked_at, reason, invalidity});
+  }
+  return entries;
+}
+
+std::vector<std::filesystem::path> WriteSet(Fixture& f, long number, const std::vector<std::vector<RevokedSpec>>& entries) {
+  std::vector<std::filesystem::path> paths;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    paths.push_back(f.Write(Partition(number, "M" + std::to_string(i), entries[i])));
+  }
+  return paths;
+}
+
+void CheckSameEntries(store::Store& a, store::Store& b, const TestCa& ca) {
+  const auto left = Contents(a, ca);
+  const auto right = Contents(b, ca);
+  REQUIRE(left.size() == right.size());
+  for (std::size_t i = 0; i < left.size(); ++i) {
+    CHECK(std::get<0>(left[i]) == std::get<0>(right[i]));
+    CHECK(std::get<1>(left[i]) == std::get<1>(right[i]));
+    CHECK(std::get<2>(left[i]) != 0);  // fingerprints are keyed per store: each has one
+    CHECK(std::get<2>(right[i]) != 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("import: a partition set parsed on worker threads leaves exactly what the calling thread alone leaves, day 0 and next day") {
+  Fixture f;
+  const auto day0 = WriteSet(f, 1, InterleavedSet(9, 1, 3000));
+  const auto day1 = WriteSet(f, 2, InterleavedSet(9, 40, 3000, 1));
+  const auto alone_directory = f.dir.path() / "alone";
+  store::Store alone = *store::Store::Open(alone_directory, {});
+  ImportOptions sequential = f.options;
+  sequential.parallel_range_entries = 0;
+  f.options.parallel_range_entries = 100;  // about 30 ranges: every range boundary case, many times
+  auto import_both = [&](const std::vector<std::filesystem::path>& paths) {
+    std::vector<ImportInput> inputs;
+    for (const auto& path : paths) inputs.push_back({path, path.filename().string()});
+    auto ranged = Importer(f.store, f.store_directory, f.clock, f.options).Import(f.ca.certificate.get(), inputs);
+    auto direct = Importer(alone, alone_directory, f.clock, sequential).Import(f.ca.certificate.get(), inputs);
+    REQUIRE(ranged.has_value());
+    REQUIRE(direct.has_value());
+    CHECK(ranged->added == direct->added);
+    CHECK(ranged->removed == direct->removed);
+    CHECK(ranged->changed == direct->changed);
+    CHECK(ranged->unchanged == direct->unchanged);
+    REQUIRE(ranged->files.size() == direct->files.size());
+    for (std::size_t i = 0; i < ranged->files.size(); ++i) CHECK(ranged->files[i].entries == direct->files[i].entries);
+    CheckSameEntries(f.store, alone, f.ca);
+    return *ranged;
+  };
+  const ImportReport first = import_both(day0);
+  CHECK(first.added == 3000);
+  const ImportReport next = import_both(day1);
+  CHECK(next.added > 0);
+  CHECK(next.removed > 0);
+  CHECK(next.changed > 0);
+  CHECK(next.unchanged > 0);
+}
+
+TEST_CASE("import: one bad partition refuses the whole set parsed on worker threads, and the store is unchanged") {
+  Fixture f;
+  f.options.parallel_range_entries = 50;
+  REQUIRE(f.ImportPaths(WriteSet(f, 1, InterleavedSet(6, 1, 600))));
+  const Bytes before = f.DataFile();
+
+  SUBCASE("a serial listed twice in one file") {
+    auto entries = InterleavedSet(6, 1000, 600);
+    entries[2].push_back(entries[2][40]);
+    CheckRefused(f, f.ImportPaths(WriteSet(f, 2, entries)), before, "listed twice");
+  }
+  SUBCASE("a serial listed by two files") {
+    auto entries = InterleavedSet(6, 1000, 600);
+    entries[3].push_back(entries[1][7]);
+    CheckRefused(f, f.ImportPaths(WriteSet(f, 2, entries)), before, "listed twice");
+  }
+  SUBCASE("removeFromCRL in a complete CRL") {
+    auto entries = InterleavedSet(6, 1000, 600);
+    entries[4][10].reason = 8;
+    CheckRefused(f, f.ImportPaths(WriteSet(f, 2, entries)), before, "removeFromCRL");
+  }
+  SUBCASE("a file with a forged signature") {
+    auto paths = WriteSet(f, 2, InterleavedSet(6, 1000, 600));
+    auto impostor = ocsp::testing::GenerateKey();
+    WriteFile(paths[5], ToDer(ocsp::testing::MakeCrl(f.ca.certificate.get(), impostor.get(),
+                                                     Partition(2, "M5", InterleavedSet(6, 1000, 600)[5])).get()));
+    CheckRefused(f, f.ImportPaths(paths), before, "signature");
+  }
+  CHECK(f.Lookup(1).has_value());
+  CHECK_FALSE(f.Lookup(1005).has_value());
+}
+
+TEST_CASE("import: a partition set split by serial, or with a file out of order, is imported on the calling thread") {
+  Fixture f;
+  f.options.parallel_range_entries = 40;
+  std::vector<std::vector<RevokedSpec>> entries(4);
+  for (std::uint64_t serial = 1; serial <= 800; ++serial) entries[(serial - 1) / 200].push_back(Entry(serial));
+  SUBCASE("split by serial: a range would hold whole files") {
+    auto report = f.ImportPaths(WriteSet(f, 1, entries));
+    REQUIRE(report.has_value());
+    CHECK(report->added == 800);
+  }
+  SUBCASE("one file of an interleaved set out of order") {
+    entries = InterleavedSet(4, 1, 800);
+    std::vector<std::filesystem::path> paths = WriteSet(f, 1, {entries[0], entries[1], entries[3]});
+    CrlOptions unsorted = Partition(1, "M3", entries[2]);
+    std::swap(unsorted.revoked[100], unsorted.revoked[101]);
+    unsorted.sort_entries = false;
+    paths.push_back(f.Write(unsorted));
+    auto report = f.ImportPaths(paths);
+    INFO((report ? std::string() : report.error().message));
+    REQUIRE(report.has_value());
+    CHECK(report->added == 800);
+  }
+  for (std::uint64_t serial : {1, 200, 201, 556, 799}) CHECK(f.Lookup(serial).has_value());
+}
+
+TEST_CASE("import: a partition set is archived as one tar, each member named by its file's SHA-256 as in the history") {
+  Fixture f;
+  f.options.archive_directory = f.dir.path() / "archive";
+  const auto paths = WriteSet(f, 1, InterleavedSet(3, 1, 90));
+  REQUIRE(f.ImportPaths(paths));
+  auto history = ReadHistory(f.store_directory);
+  REQUIRE(history.has_value());
+  REQUIRE(history->size() == paths.size());
+  std::vector<std::filesystem::path> tars;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(f.dir.path() / "archive")) {
+    if (entry.path().extension() == ".tar") tars.push_back(entry.path());
+  }
+  REQUIRE(tars.size() == 1);
+  const Bytes tar = *ReadFile(tars.front());
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    REQUIRE(at + 512 <= tar.size());
+    const std::string name(reinterpret_cast<const char*>(tar.data() + at));
+    const std::size_t size = std::stoul(std::string(reinterpret_cast<const char*>(tar.data() + at + 124), 11), nullptr, 8);
+    CHECK(name == (*history)[i].sha256.substr(0, 16) + "-" + paths[i].filename().string());
+    const Bytes file = *ReadFile(paths[i]);
+    REQUIRE(at + 512 + size <= tar.size());
+    CHECK(Bytes(tar.begin() + static_cast<std::ptrdiff_t>(at + 512), tar.begin() + static_cast<std::ptrdiff_t>(at + 512 + size)) == file);
+    at += 512 + (size + 511) / 512 * 512;
+  }
+}
+
+TEST_CASE("import: a partition set with PEM files among DER ones is parsed on worker threads like an all-DER set") {
+  Fixture f;
+  f.options.parallel_range_entries = 30;
+  const auto entries = InterleavedSet(5, 1, 400);
+  std::vector<std::filesystem::path> paths = WriteSet(f, 1, {entries[0], entries[1], entries[2]});
+  for (std::size_t i = 3; i < entries.size(); ++i) {
+    const auto path = f.dir.path() / ("pem-" + std::to_string(i) + ".pem");
+    WriteFile(path, ToPem(f.ca.Crl(Partition(1, "M" + std::to_string(i), entries[i])).get()));
+    paths.push_back(path);
+  }
+  auto report = f.ImportPaths(paths);
+  REQUIRE(report.has_value());
+  CHECK(report->added == 400);
+  for (std::uint64_t serial : {1, 97, 200, 398}) CHECK(f.Lookup(serial).has_value());
+}
