@@ -6,6 +6,7 @@
 // Commands: import, sync, status, lookup, history, partitions, compromise, check-config, presign; a function per
 // command, wired in main.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -736,9 +737,21 @@ int Presign(Context& context, unsigned threads) {
   return progress->failed == 0 && stats.failures == 0 ? 0 : kExitEnvironment;
 }
 
+// A partition set is read through a descriptor per partition (1,900 for a JPKI CA) when the open-file limit
+// allows (importer/import.h); systemd's default soft limit is 1,024 below a much higher hard limit, so take
+// the hard one. Nothing here uses select(), which a descriptor past 1,024 would break.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  RaiseOpenFileLimit();
   CLI::App app{"ocspctl: operate the OCSP responder's status store"};
   app.footer(kExitCodes);
   app.require_subcommand(1);
