@@ -427,12 +427,13 @@ bool ValidUtf8(ByteView text) {
 
 // The string types of names: what OpenSSL cannot convert to UTF-8 it refuses, and so do we.
 Result<void> CheckDirectoryString(const Tlv& value, std::string_view what) {
-  // Attribute values are the string types names are written in (UTF8String, PrintableString, TeletexString,
-  // IA5String, NumericString, VisibleString, GeneralString, UniversalString, BMPString). OpenSSL admits a few
-  // more exotic ones in some cases and not in others; refusing them is the safe side of that line.
+  // Attribute values are the string types OpenSSL's X509_NAME reads (UTF8String, NumericString,
+  // PrintableString, TeletexString, IA5String, UniversalString, BMPString). It refuses VisibleString and
+  // GeneralString in a Name (the crl_parser_fuzzer found a GeneralString we took), and so no CA certificate
+  // OpenSSL loads can have a subject a CRL with them would match; it admits a few more exotic ones in some
+  // cases and not in others. Refusing all of those is the safe side of that line.
   const bool printable = value.tag == 0x0c || value.tag == 0x12 || value.tag == 0x13 || value.tag == 0x14 ||
-                         value.tag == 0x16 || value.tag == 0x1a || value.tag == 0x1b || value.tag == 0x1c ||
-                         value.tag == 0x1e;
+                         value.tag == 0x16 || value.tag == 0x1c || value.tag == 0x1e;
   if (!printable) return std::unexpected(DerError(value.offset, what, "attribute value of a type a Name cannot hold"));
   switch (value.tag) {
     case 0x0c:  // UTF8String
