@@ -902,7 +902,9 @@ TEST_CASE("parser: what OpenSSL cannot decode or use is refused too, at the elem
     for (const Case& item : {Case{"UTF8String that is not UTF-8", build::Tlv(0x0c, Bytes{0x4a, 0xd5, 0x4b})},
                              Case{"UTF8String with a lone continuation octet", build::Tlv(0x0c, Bytes{0x80})},
                              Case{"BMPString of an odd length", build::Tlv(0x1e, Bytes{0x00, 0x41, 0x00})},
-                             Case{"UniversalString not a multiple of 4", build::Tlv(0x1c, Bytes{0x00, 0x00, 0x41})}}) {
+                             Case{"UniversalString not a multiple of 4", build::Tlv(0x1c, Bytes{0x00, 0x00, 0x41})},
+                             Case{"GeneralString, which X509_NAME does not read", build::Tlv(0x1b, Bytes{0x41})},
+                             Case{"VisibleString, which X509_NAME does not read", build::Tlv(0x1a, Bytes{0x41})}}) {
       INFO("case: " << std::string(item.name));
       const Bytes issuer =
           build::Tlv(0x30, build::Tlv(0x31, build::Tlv(0x30, {build::Oid("2.5.4.3"), item.value})));
