@@ -21,6 +21,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/file_descriptor.h"
 #include "common/log.h"
 #include "common/mapped_file.h"
 #include "common/openssl.h"
@@ -681,7 +682,7 @@ class SourceWalk {
   SourceWalk(PreparedFile& file, std::uint32_t source, std::size_t release_step, bool read_file)
       : file_(&file), reader_(file.parser->Entries()), source_(source), release_step_(release_step) {
     if (read_file && file.mapped) {
-      descriptor_ = Descriptor(::open(file.input.path.c_str(), O_RDONLY | O_CLOEXEC));
+      descriptor_ = FileDescriptor(::open(file.input.path.c_str(), O_RDONLY | O_CLOEXEC));
       window_offset_ = file.parser->header().entries_offset;
       entries_end_ = window_offset_ + file.parser->header().entries.size();
     }
@@ -829,28 +830,6 @@ class SourceWalk {
     }
   }
 
-  // A file descriptor, closed with its owner.
-  class Descriptor {
-   public:
-    Descriptor() = default;
-    explicit Descriptor(int fd) : fd_(fd) {}
-    Descriptor(Descriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Descriptor& operator=(Descriptor&& other) noexcept {
-      std::swap(fd_, other.fd_);
-      return *this;
-    }
-    Descriptor(const Descriptor&) = delete;
-    Descriptor& operator=(const Descriptor&) = delete;
-    ~Descriptor() {
-      if (fd_ >= 0) ::close(fd_);
-    }
-    [[nodiscard]] int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-
-   private:
-    int fd_ = -1;
-  };
-
   // Reading a partition's entries with pread into this buffer instead of through the file's mapping: the
   // walk comes back to each of ~1,900 files once a range, and through the mappings each visit could fault a
   // page in, the kernel then mapping 64 KiB around it (fault-around, whatever madvise says), and letting the
@@ -860,7 +839,7 @@ class SourceWalk {
   // (MAP_PRIVATE, never written) shows the page cache just as pread does, so neither path protects against a
   // file rewritten during its import, and the signature is checked over what the hasher read, as before.
   static constexpr std::size_t kBufferBytes = 8192;
-  Descriptor descriptor_;
+  FileDescriptor descriptor_;
   std::vector<std::uint8_t> buffer_;
   std::size_t window_offset_ = 0;  // file offset of buffer_[0]
   std::size_t window_size_ = 0;    // bytes of the file in buffer_

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "common/bytes.h"
+#include "common/file_descriptor.h"
 #include "common/openssl.h"
 
 namespace ocsp::importer {
@@ -26,38 +27,6 @@ constexpr const char* kLockFileName = "sync.lock";
 constexpr const char* kIncomingDirectoryName = "incoming";
 
 std::string ErrnoText(int error) { return std::strerror(error); }
-
-// An owned file descriptor.
-class FileDescriptor {
- public:
-  FileDescriptor() = default;
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() { Reset(); }
-
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] bool valid() const { return fd_ >= 0; }
-  // Closes and reports the error close() may carry (a delayed write error on some file systems).
-  [[nodiscard]] int Close() {
-    const int result = ::close(std::exchange(fd_, -1));
-    return result == 0 ? 0 : errno;
-  }
-
- private:
-  void Reset() noexcept {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-  int fd_ = -1;
-};
 
 // Returns 0 or the errno of the failed write.
 int WriteAll(int fd, const char* data, std::size_t length) {

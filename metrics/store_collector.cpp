@@ -6,6 +6,7 @@
 
 #include <deque>
 
+#include "common/file_descriptor.h"
 #include "common/log.h"
 #include "importer/import.h"
 #include "metrics/families.h"
@@ -16,20 +17,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 
 // A CRL number as a float: exact up to 2^53, far beyond any CA's daily counter.
@@ -58,7 +45,7 @@ std::string StoreCollector::LabelOf(const std::string& key_hex) const {
 }
 
 void StoreCollector::ReadNewHistory() const {
-  Fd fd(::open(history_path_.c_str(), O_RDONLY | O_CLOEXEC));
+  FileDescriptor fd(::open(history_path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return;  // no import yet
   struct stat info {};
   if (::fstat(fd.get(), &info) != 0) return;
