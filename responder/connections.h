@@ -42,6 +42,8 @@ struct ConnectionCounters {
   std::atomic<std::uint64_t> evicted_idle{0};
   // Times accepting paused for 100 ms because accept() found no descriptor (or kernel memory) left.
   std::atomic<std::uint64_t> accept_pauses{0};
+  // Idle connections handed to a less loaded worker (connection_balancer.h).
+  std::atomic<std::uint64_t> rebalanced{0};
   // Connections the front ends hold (and so a descriptor or a reply still due); 0 once every closed one is
   // freed. A gauge, for tests and the fuzz target, which wait for it to return to 0.
   std::atomic<std::uint64_t> tracked{0};

@@ -46,6 +46,19 @@ Result<void> SteerByCpu(int listener, std::span<const int> cpus) {
   return {};
 }
 
+Result<void> CanPinThreads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (int rc = pthread_getaffinity_np(pthread_self(), sizeof set, &set); rc != 0) {
+    return Fail(ErrorCode::kIo, std::string("pthread_getaffinity_np: ") + std::strerror(rc));
+  }
+  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0) {
+    return Fail(ErrorCode::kIo, std::string("threads cannot be pinned (sched_setaffinity: ") + std::strerror(rc) +
+                                    "; a systemd unit needs SystemCallFilter=sched_setaffinity)");
+  }
+  return {};
+}
+
 Result<void> PinThisThreadTo(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);

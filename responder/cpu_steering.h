@@ -4,9 +4,10 @@
 //
 // With a NIC that spreads flows over receive queues (RSS), each queue's interrupt CPU then serves its flows
 // end to end. With one receive queue, or all queue interrupts on one CPU, every connection would go to one
-// worker: hence opt-in (responder.connection_steering = "cpu"), and only when there is one worker per CPU
-// the process may use. A connection whose SYN arrives on a CPU without a worker is placed by the kernel's
-// usual SO_REUSEPORT hash.
+// worker: the workers' ConnectionBalancer (connection_balancer.h) then hands half of them on, which leaves
+// them where the kernel's hash would have put them. Applies (responder.connection_steering = "cpu", the
+// default) only when there is one worker per CPU the process may use and threads may be pinned. A connection
+// whose SYN arrives on a CPU without a worker is placed by the kernel's usual SO_REUSEPORT hash.
 // Thread safety: free functions; PinThisThreadTo affects only the calling thread.
 #pragma once
 
@@ -25,5 +26,9 @@ std::vector<int> AllowedCpus();
 Result<void> SteerByCpu(int listener, std::span<const int> cpus);
 
 Result<void> PinThisThreadTo(int cpu);
+
+// Whether this thread may set its CPU affinity (a seccomp filter, such as a systemd unit's
+// SystemCallFilter=~@resources, can forbid it); tried by setting the mask it already has.
+Result<void> CanPinThreads();
 
 }  // namespace ocsp::responder

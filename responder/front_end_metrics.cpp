@@ -38,6 +38,9 @@ std::vector<prometheus::MetricFamily> FrontEndCollector::Collect() const {
   metrics::Counter(f.Add("ocsp_responder_accept_pauses_total",
                          "Times accepting paused for 100 ms because no descriptor was left", MetricType::Counter),
                    {}, Value(c.connections.accept_pauses));
+  metrics::Counter(f.Add("ocsp_responder_connections_rebalanced_total",
+                         "Idle connections a worker handed to another: to even out the shares, or to the CPU their packets arrive on", MetricType::Counter),
+                   {}, Value(c.connections.rebalanced));
   auto& access = f.Add("ocsp_responder_access_refusals_total",
                        "Requests the verifier registry refused or limited, by reason", MetricType::Counter);
   metrics::Counter(access, {{"reason", "unregistered"}}, Value(c.forbidden_unregistered));

@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "responder/connection_balancer.h"
 #include "responder/http_cache.h"
 #include "responder/verifiers.h"
 
@@ -46,6 +47,17 @@ constexpr std::size_t kLingerBytes = 64 << 10;
 // during a flood of idle connections gets in on its first try.
 constexpr std::size_t kEvictionSample = 32;
 constexpr auto kEvictableIdle = std::chrono::milliseconds(250);
+// How long after an accept the balancer looks at the shares: clients open their connections in a burst, and
+// a share looked at in mid-burst would move connections that the rest of the burst evens out anyway.
+constexpr timeval kBalanceDelay{0, 200'000};
+
+// The CPU that processed the socket's latest incoming packet (SO_INCOMING_CPU), or -1.
+int IncomingCpu(int fd) {
+  int cpu = -1;
+  socklen_t length = sizeof cpu;
+  if (::getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &length) != 0) return -1;
+  return cpu;
+}
 
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -288,6 +300,12 @@ class HttpConnection {
 
   [[nodiscard]] std::size_t pending_output() const { return output_.size() - output_sent_; }
   [[nodiscard]] bool has_partial_request() const { return input_begin_ < input_end_; }
+  // Between two requests, with nothing of either kept here: closing it loses nothing, and another loop can
+  // take its socket over (what the peer sends meanwhile waits in the socket).
+  [[nodiscard]] bool quiescent() const {
+    return !awaiting_ && !detached_ && !lingering_ && !close_after_write_ && !peer_closed_ && !continue_sent_ &&
+           !has_partial_request() && pending_output() == 0;
+  }
   [[nodiscard]] std::size_t input_capacity() const {
     return owner_.limits_.max_head_bytes + owner_.limits_.max_body_bytes + 1024;
   }
@@ -478,6 +496,7 @@ class HttpConnection {
   bool continue_sent_ = false;
   bool detached_ = false;  // closed while a deferred reply was due: freed when it comes
   bool lingering_ = false;  // the closing reply is sent; input is dropped until the socket closes
+  int foreign_cpu_ = -1;    // another worker's CPU its packets arrived on at the balancer's last look
   std::size_t lingered_bytes_ = 0;
   Steady::time_point linger_until_{};
   std::vector<char> input_;
@@ -512,6 +531,8 @@ HttpFrontEnd::HttpFrontEnd(event_base* base, HttpHandler& handler, HttpLimits li
     : base_(base), handler_(handler), limits_(limits), connection_limits_(connection_limits), counters_(counters) {
   sweep_.reset(event_new(base_, -1, EV_PERSIST, &HttpFrontEnd::OnSweep, this));
   resume_accept_.reset(evtimer_new(base_, &HttpFrontEnd::OnResumeAccept, this));
+  balance_check_.reset(evtimer_new(base_, &HttpFrontEnd::OnBalanceCheck, this));
+  handed_over_.reset(event_new(base_, -1, 0, &HttpFrontEnd::OnHandedOver, this));
   if (sweep_) {
     const timeval second{1, 0};
     event_add(sweep_.get(), &second);
@@ -520,6 +541,11 @@ HttpFrontEnd::HttpFrontEnd(event_base* base, HttpHandler& handler, HttpLimits li
 
 HttpFrontEnd::~HttpFrontEnd() {
   listeners_.clear();
+  for (const HandedConnection& handed : handed_) {  // handed over after this loop ended
+    ::close(handed.fd);
+    connection_limits_.Release(handed.address_key);
+    counters_.tracked.fetch_sub(1, std::memory_order_relaxed);
+  }
   for (HttpConnection* connection : connections_) {
     if (connection->fd_ >= 0) connection_limits_.Release(connection->address_key_);
     delete connection;
@@ -527,8 +553,15 @@ HttpFrontEnd::~HttpFrontEnd() {
   }
 }
 
+void HttpFrontEnd::BalanceWith(ConnectionBalancer& balancer, std::optional<int> cpu) {
+  balancer_ = &balancer;
+  balance_index_ = balancer.Join(*this, cpu);
+}
+
 Result<void> HttpFrontEnd::Listen(Socket socket) {
-  if (!sweep_ || !resume_accept_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
+  if (!sweep_ || !resume_accept_ || !balance_check_ || !handed_over_) {
+    return Fail(ErrorCode::kInternal, "libevent allocation failed");
+  }
   evconnlistener* listener = evconnlistener_new(base_, &HttpFrontEnd::OnAccept, this,
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, socket.get());
   if (listener == nullptr) return Fail(ErrorCode::kIo, "cannot accept on the listening socket");
@@ -584,10 +617,122 @@ void HttpFrontEnd::OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addre
     self->connection_limits_.Release(key);
     return;  // the connection's destructor closes the socket
   }
-  connection->index_ = self->connections_.size();
-  self->connections_.push_back(connection.release());
   self->counters_.tracked.fetch_add(1, std::memory_order_relaxed);
-  self->UpdateOpenGauge();
+  self->Admit(connection.release());
+  if (self->balancer_ != nullptr && !evtimer_pending(self->balance_check_.get(), nullptr)) {
+    evtimer_add(self->balance_check_.get(), &kBalanceDelay);
+  }
+}
+
+void HttpFrontEnd::Admit(HttpConnection* connection) {
+  connection->index_ = connections_.size();
+  connections_.push_back(connection);
+  UpdateOpenGauge();
+}
+
+void HttpFrontEnd::OnBalanceCheck(evutil_socket_t, short, void* self) { static_cast<HttpFrontEnd*>(self)->Balance(); }
+
+// Evens out the shares, then moves connections to the CPU their packets arrive on (the rules are in
+// connection_balancer.h). A connection in the middle of a request stays; the next look (the next accept, or the
+// sweep within a second) finds it idle.
+void HttpFrontEnd::Balance() {
+  if (balancer_ == nullptr || draining_) return;
+  const std::size_t before = connections_.size();
+  std::array<std::size_t, 256> sent{};  // per member, at this look: not in their count until they adopt them
+  bool look_again = false;
+  if (const auto transfer = balancer_->Plan(balance_index_, connections_.size());
+      transfer && transfer->to < sent.size()) {
+    HttpFrontEnd& target = balancer_->member(transfer->to);
+    const std::optional<int> target_cpu = balancer_->cpu_of(transfer->to);
+    std::size_t moved = 0;
+    // Those whose packets already arrive on the target's CPU first: there they are served where they arrive.
+    for (const bool local_there_only : {true, false}) {
+      if (local_there_only && !target_cpu) continue;
+      for (std::size_t i = connections_.size(); i-- > 0 && moved < transfer->count;) {
+        if (!connections_[i]->quiescent()) continue;
+        if (local_there_only && IncomingCpu(connections_[i]->fd_) != *target_cpu) continue;
+        HandOver(i, target);  // the last one, now at i, has been looked at already
+        ++moved;
+        ++sent[transfer->to];
+      }
+    }
+  }
+  if (balancer_->cpu_of(balance_index_)) {
+    const int own_cpu = *balancer_->cpu_of(balance_index_);
+    for (std::size_t i = connections_.size(); i-- > 0;) {
+      HttpConnection* connection = connections_[i];
+      if (!connection->quiescent()) continue;
+      const int arrives_on = IncomingCpu(connection->fd_);
+      if (arrives_on < 0 || arrives_on == own_cpu) {
+        connection->foreign_cpu_ = -1;
+        continue;
+      }
+      const bool seen_before = connection->foreign_cpu_ == arrives_on;
+      connection->foreign_cpu_ = arrives_on;
+      look_again = look_again || !seen_before;
+      const auto there = balancer_->MemberOnCpu(arrives_on);
+      if (!seen_before || !there || *there >= sent.size() ||
+          !balancer_->MayTake(*there, sent[*there], connections_.size())) {
+        continue;
+      }
+      HandOver(i, balancer_->member(*there));
+      ++sent[*there];
+    }
+  }
+  // A connection seen on a new CPU is looked at again soon, not a second later: the shares settle within a
+  // second of a client's threads spreading out. One that stays where it may not move is not.
+  if (look_again && !evtimer_pending(balance_check_.get(), nullptr)) evtimer_add(balance_check_.get(), &kBalanceDelay);
+  if (connections_.size() == before) return;
+  counters_.rebalanced.fetch_add(before - connections_.size(), std::memory_order_relaxed);
+  UpdateOpenGauge();
+}
+
+// Takes connections_[index] out of this loop and gives its socket to `target`; the last connection takes its
+// place in connections_.
+void HttpFrontEnd::HandOver(std::size_t index, HttpFrontEnd& target) {
+  HttpConnection* connection = connections_[index];
+  const HandedConnection handed{.fd = connection->fd_, .peer = connection->peer_,
+                                .address_key = connection->address_key_,
+                                .last_activity = connection->last_activity_};
+  // Out of this loop's epoll before the other loop adds it: freeing the events deletes them.
+  connection->read_event_.reset();
+  connection->write_event_.reset();
+  connection->fd_ = -1;
+  connections_[index] = connections_.back();
+  connections_[index]->index_ = index;
+  connections_.pop_back();
+  delete connection;
+  target.Adopt(handed);
+}
+
+void HttpFrontEnd::Adopt(const HandedConnection& connection) {
+  {
+    std::lock_guard lock(handed_mutex_);
+    handed_.push_back(connection);
+  }
+  event_active(handed_over_.get(), EV_READ, 0);
+}
+
+void HttpFrontEnd::OnHandedOver(evutil_socket_t, short, void* self) { static_cast<HttpFrontEnd*>(self)->AdoptHanded(); }
+
+// The connection's slot under the caps and its count in `tracked` came with it.
+void HttpFrontEnd::AdoptHanded() {
+  std::vector<HandedConnection> arrived;
+  {
+    std::lock_guard lock(handed_mutex_);
+    arrived.swap(handed_);
+  }
+  for (const HandedConnection& handed : arrived) {
+    auto connection = std::make_unique<HttpConnection>(
+        *this, handed.fd, reinterpret_cast<const sockaddr*>(&handed.peer), sizeof handed.peer, handed.address_key);
+    connection->last_activity_ = handed.last_activity;  // a move does not extend the idle timeout
+    if (draining_ || !connection->Start(base_)) {
+      connection_limits_.Release(handed.address_key);
+      counters_.tracked.fetch_sub(1, std::memory_order_relaxed);
+      continue;  // the connection's destructor closes the socket
+    }
+    Admit(connection.release());
+  }
 }
 
 // Out of descriptors (or kernel memory), accept() fails at once and the socket stays readable: libevent would
@@ -621,7 +766,8 @@ void HttpFrontEnd::OnResumeAccept(evutil_socket_t, short, void* arg) {
 
 void HttpFrontEnd::OnSweep(evutil_socket_t, short, void* self) { static_cast<HttpFrontEnd*>(self)->Sweep(); }
 
-// Once a second: requests arriving too slowly get 408, idle connections and peers that stopped reading close.
+// Once a second: requests arriving too slowly get 408, idle connections and peers that stopped reading close;
+// then the shares among the workers are looked at.
 void HttpFrontEnd::Sweep() {
   const auto now = Steady::now();
   for (std::size_t i = connections_.size(); i-- > 0;) {
@@ -647,6 +793,7 @@ void HttpFrontEnd::Sweep() {
     const bool idle = !connection->has_partial_request() && connection->pending_output() == 0;
     if ((idle && draining_) || now - connection->last_activity_ > limits_.idle_timeout) Close(connection);
   }
+  Balance();  // shares drift as connections close, not only when they open
 }
 
 // Closes the longest-idle connection among a sample (see kEvictionSample); false when none qualifies.
@@ -656,10 +803,7 @@ bool HttpFrontEnd::EvictIdle() {
   HttpConnection* oldest = nullptr;
   for (std::size_t n = 0; n < std::min(kEvictionSample, connections_.size()); ++n) {
     HttpConnection* connection = connections_[eviction_cursor_++ % connections_.size()];
-    const bool idle = !connection->awaiting_ && !connection->detached_ && !connection->lingering_ &&
-                      !connection->close_after_write_ && !connection->has_partial_request() &&
-                      connection->pending_output() == 0;
-    if (idle && now - connection->last_activity_ >= kEvictableIdle &&
+    if (connection->quiescent() && now - connection->last_activity_ >= kEvictableIdle &&
         (oldest == nullptr || connection->last_activity_ < oldest->last_activity_)) {
       oldest = connection;
     }

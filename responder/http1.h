@@ -18,8 +18,10 @@
 // closes after `idle_timeout`, as does one whose peer stops reading our replies. At the overall connection cap a
 // new connection takes the place of a keep-alive connection idle for 250 ms or more; past the per-address
 // cap it gets 503. After a closing reply the connection lingers briefly, reading and dropping (RFC 9112 9.6).
-// Thread safety: an HttpFrontEnd and everything it hands out belong to the thread that runs its event_base;
-// ConnectionLimits (shared by all front ends) is atomics only.
+// Front ends joined to one ConnectionBalancer (connection_balancer.h) hand idle connections to each other.
+// Thread safety: an HttpFrontEnd and everything it hands out belong to the thread that runs its event_base,
+// except shared_open_connections() and a hand-over from another member (a locked inbox, taken only when a
+// connection moves); ConnectionLimits (shared by all front ends) is atomics only.
 #pragma once
 
 #include <event2/listener.h>
@@ -30,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +89,7 @@ struct HttpReply {
   }
 };
 
+class ConnectionBalancer;
 class HttpConnection;
 class HttpFrontEnd;
 
@@ -153,6 +157,14 @@ class HttpFrontEnd {
     open_gauge_ = gauge;
     UpdateOpenGauge();
   }
+  // Joins `balancer` (connection_balancer.h): from now on, when this front end holds clearly more connections
+  // than another member, it hands idle ones over. `cpu`: the CPU this loop's thread is pinned to, if any.
+  // Before the loop runs.
+  void BalanceWith(ConnectionBalancer& balancer, std::optional<int> cpu);
+  // open_connections() as last published, from any thread.
+  [[nodiscard]] std::size_t shared_open_connections() const {
+    return shared_open_.load(std::memory_order_relaxed);
+  }
 
  private:
   friend class HttpConnection;
@@ -161,10 +173,26 @@ class HttpFrontEnd {
   static void OnAcceptError(evconnlistener* listener, void* self);
   static void OnResumeAccept(evutil_socket_t, short, void* self);
   static void OnSweep(evutil_socket_t, short, void* self);
+  static void OnBalanceCheck(evutil_socket_t, short, void* self);
+  static void OnHandedOver(evutil_socket_t, short, void* self);
   void Sweep();
+  // A connection on its way from another member's loop to this one: its socket and what it had.
+  struct HandedConnection {
+    int fd = -1;
+    sockaddr_storage peer{};
+    Address128 address_key = 0;
+    std::chrono::steady_clock::time_point last_activity{};
+  };
+  void Balance();
+  void HandOver(std::size_t index, HttpFrontEnd& target);
+  // From another member's thread; adopted on this loop (or closed, when draining).
+  void Adopt(const HandedConnection& connection);
+  void AdoptHanded();
+  void Admit(HttpConnection* connection);
   bool EvictIdle();
   void Close(HttpConnection* connection);
   void UpdateOpenGauge() {
+    shared_open_.store(connections_.size(), std::memory_order_relaxed);
     if (open_gauge_ != nullptr) open_gauge_->store(connections_.size(), std::memory_order_relaxed);
   }
   std::string_view DateField();  // "Date: ...\r\n", formatted once per second
@@ -179,6 +207,13 @@ class HttpFrontEnd {
   std::vector<HttpConnection*> connections_;  // owned; each knows its index here
   std::size_t eviction_cursor_ = 0;           // where EvictIdle's next sample starts
   std::atomic<std::uint64_t>* open_gauge_ = nullptr;
+  std::atomic<std::size_t> shared_open_{0};
+  ConnectionBalancer* balancer_ = nullptr;
+  std::size_t balance_index_ = 0;
+  EventPtr balance_check_;  // armed at accept: the shares are looked at once the burst of connects is over
+  EventPtr handed_over_;    // activated by another member after it put a connection in handed_
+  std::mutex handed_mutex_;
+  std::vector<HandedConnection> handed_;
   EventPtr sweep_;
   EventPtr resume_accept_;
   std::chrono::steady_clock::time_point last_pause_log_{};

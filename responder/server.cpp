@@ -89,9 +89,9 @@ Result<Socket> Listen(const config::ListenAddress& address, bool reuse_port) {
   return socket;
 }
 
-// With connection_steering = "cpu": attaches the steering program to each address's SO_REUSEPORT group and
-// returns the CPU each worker is to be pinned to; empty when connections are left to the kernel's hash (the
-// configuration asks for it, or steering cannot apply here: logged with the reason).
+// With connection_steering = "cpu" (the default): attaches the steering program to each address's SO_REUSEPORT
+// group and returns the CPU each worker is to be pinned to; empty when connections are left to the kernel's hash
+// (the configuration asks for it, or steering cannot apply here: logged with the reason).
 std::vector<int> SteerConnections(const config::Config& config, const ServiceContext& service,
                                   const std::vector<std::vector<Socket>>& sockets) {
   if (config.connection_steering != config::ConnectionSteering::kCpu) return {};
@@ -104,6 +104,8 @@ std::vector<int> SteerConnections(const config::Config& config, const ServiceCon
   } else if (cpus.size() != config.workers) {
     why_not = "workers (" + std::to_string(config.workers) + ") differ from the CPUs this process may use (" +
               std::to_string(cpus.size()) + ")";
+  } else if (auto pinnable = CanPinThreads(); !pinnable) {
+    why_not = pinnable.error().Describe();
   } else {
     for (const Socket& listener : sockets.front()) {
       if (auto steered = SteerByCpu(listener.get(), cpus); !steered) {
@@ -113,7 +115,8 @@ std::vector<int> SteerConnections(const config::Config& config, const ServiceCon
     }
   }
   if (!why_not.empty()) {
-    Log(LogLevel::kWarning, "connection_steering_off", {{"reason", why_not}});
+    // Not a fault: the hash and the balancer still spread the connections, at some cost in CPU per request.
+    Log(LogLevel::kInfo, "connection_steering_off", {{"reason", why_not}});
     return {};
   }
   std::string list;
@@ -249,7 +252,9 @@ class Worker final : public HttpHandler {
   }
 
   // `heartbeat`: how often the loop stamps its heartbeat (only with a watchdog).
-  Result<void> Init(std::vector<Socket> sockets, std::optional<std::chrono::microseconds> heartbeat) {
+  // `balancer`: shared with the other workers (null with one worker); `cpu`: the one Start pins it to, if any.
+  Result<void> Init(std::vector<Socket> sockets, std::optional<std::chrono::microseconds> heartbeat,
+                    ConnectionBalancer* balancer, std::optional<int> cpu) {
     base_.reset(event_base_new());
     if (!base_) return Fail(ErrorCode::kInternal, "event_base_new failed");
     // The request line counts towards the head: a GET request of max_request_bytes in base64, escaped.
@@ -258,6 +263,7 @@ class Worker final : public HttpHandler {
                            .header_timeout = std::chrono::seconds(config_.header_timeout_seconds),
                            .idle_timeout = std::chrono::seconds(config_.http_timeout_seconds)};
     front_end_ = std::make_unique<HttpFrontEnd>(base_.get(), *this, http_limits, limits_, counters_.connections);
+    if (balancer != nullptr) front_end_->BalanceWith(*balancer, cpu);
     wake_.reset(event_new(base_.get(), -1, 0, &Worker::OnWake, this));
     drain_.reset(event_new(base_.get(), -1, EV_PERSIST, &Worker::OnDrainTick, this));
     if (!wake_ || !drain_) return Fail(ErrorCode::kInternal, "libevent allocation failed");
@@ -918,9 +924,13 @@ Result<std::unique_ptr<Server>> Server::Start(const config::Config& config, Serv
     }
   }
   const std::vector<int> worker_cpus = SteerConnections(config, service, sockets);
+  if (config.workers > 1) server->balancer_ = std::make_unique<ConnectionBalancer>();
   for (unsigned i = 0; i < config.workers; ++i) {
     auto worker = std::make_unique<Worker>(dependencies, server->config_, *server->limits_, *server->counters_);
-    if (auto init = worker->Init(std::move(sockets[i]), heartbeat); !init) return std::unexpected(init.error());
+    const std::optional<int> cpu = i < worker_cpus.size() ? std::optional<int>(worker_cpus[i]) : std::nullopt;
+    if (auto init = worker->Init(std::move(sockets[i]), heartbeat, server->balancer_.get(), cpu); !init) {
+      return std::unexpected(init.error());
+    }
     server->workers_.push_back(std::move(worker));
   }
 
@@ -1076,6 +1086,7 @@ void Server::Run() {
        {"header_timeouts", text(c.connections.header_timeouts)},
        {"idle_connections_evicted", text(c.connections.evicted_idle)},
        {"accept_pauses", text(c.connections.accept_pauses)},
+       {"rebalanced", text(c.connections.rebalanced)},
        {"reloads", text(c.reloads)},
        {"failed_reloads", text(c.failed_reloads)}});
 }

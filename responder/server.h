@@ -20,6 +20,8 @@
 // stamps a heartbeat from a timer, and the control loop sends WATCHDOG=1 only while every heartbeat is recent:
 // one stuck event loop is enough for systemd to restart the service. With socket activation every worker
 // accepts on its own duplicate of the one passed OCSP socket (the kernel hands each connection to one of them).
+// With several workers, their front ends share a ConnectionBalancer: a worker holding clearly more connections
+// than another hands it idle ones, however the kernel spread them.
 // Thread safety: Start and Run from the main thread; RequestStop and RequestReload from any thread.
 #pragma once
 
@@ -37,6 +39,7 @@
 #include "metrics/metrics.h"
 #include "responder/access_log.h"
 #include "responder/authority.h"
+#include "responder/connection_balancer.h"
 #include "responder/response_writer.h"
 #include "responder/service_notify.h"
 #include "responder/connections.h"
@@ -114,6 +117,7 @@ class Server {
   config::Config config_;  // as at start: the restart-only keys
   std::shared_ptr<FrontEndCounters> counters_;  // shared with the metrics collector
   std::unique_ptr<ConnectionLimits> limits_;
+  std::unique_ptr<ConnectionBalancer> balancer_;  // outlives the workers, whose front ends hold it
   std::vector<std::unique_ptr<Worker>> workers_;
   struct Control;
   std::unique_ptr<Control> control_;

@@ -370,3 +370,129 @@ TEST_CASE("server: out of descriptors, accepting pauses instead of spinning, and
   CHECK(received.starts_with("HTTP/1.1 200 OK"));
   for (int fd : clients) ::close(fd);
 }
+
+TEST_CASE("connection balancer: a front end hands over half the gap once it is clearly over its share") {
+  using responder::ConnectionBalancer;
+  CHECK(ConnectionBalancer::Surplus(8, 8) == 0);
+  CHECK(ConnectionBalancer::Surplus(9, 7) == 0);  // the hash's everyday unevenness stays
+  CHECK(ConnectionBalancer::Surplus(7, 9) == 0);
+  CHECK(ConnectionBalancer::Surplus(1, 0) == 0);
+  CHECK(ConnectionBalancer::Surplus(2, 0) == 1);
+  CHECK(ConnectionBalancer::Surplus(16, 0) == 8);
+  CHECK(ConnectionBalancer::Surplus(12, 4) == 4);
+  CHECK(ConnectionBalancer::Surplus(11, 5) == 3);
+  CHECK(ConnectionBalancer::Surplus(1000, 990) == 0);
+  CHECK(ConnectionBalancer::Surplus(1000, 400) == 300);
+}
+
+TEST_CASE("server: connections that all land on one worker are shared out, and keep answering after the move") {
+  const std::vector<int> cpus = responder::AllowedCpus();
+  InProcessOptions options;
+  options.workers = 2;
+  // Steered by CPU, every connection made from one CPU lands on that CPU's worker: the case to even out.
+  // (On a one-CPU machine the kernel's hash places them, and the shares are checked all the same.)
+  const bool steered = cpus.size() == 2;
+  if (steered) options.connection_steering = config::ConnectionSteering::kCpu;
+  InProcessResponder responder(options);
+  const auto& counters = responder.counters();
+  const X509* signer = responder.ca().responder_certificate.get();
+  const std::string request = OcspPostRequest(responder.Request(0x1002));
+  auto answers_revoked = [&](HttpConnection& connection) {
+    auto response = connection.RoundTrip(request, 5000ms);
+    REQUIRE(response);
+    REQUIRE(response->status == 200);
+    auto checked = CheckOcspResponse(AsBytes(response->body), signer);
+    REQUIRE(checked);
+    REQUIRE(checked->answers.size() == 1);
+    CHECK(checked->answers[0].status == V_OCSP_CERTSTATUS_REVOKED);
+  };
+  std::vector<HttpConnection> connections;
+  std::thread([&] {
+    if (steered) REQUIRE(responder::PinThisThreadTo(cpus[0]));
+    for (int i = 0; i < 8; ++i) {
+      auto connection = HttpConnection::Connect(responder.port());
+      REQUIRE(connection);
+      connections.push_back(std::move(*connection));
+      answers_revoked(connections.back());
+    }
+  }).join();
+  auto open_on = [&](std::size_t worker) { return counters.open_by_worker[worker].load(); };
+  for (int attempt = 0; attempt < 300; ++attempt) {
+    if (open_on(0) + open_on(1) == 8 && responder::ConnectionBalancer::Surplus(std::max(open_on(0), open_on(1)),
+                                                                            std::min(open_on(0), open_on(1))) == 0) {
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(open_on(0) + open_on(1) == 8);
+  CHECK(responder::ConnectionBalancer::Surplus(std::max(open_on(0), open_on(1)), std::min(open_on(0), open_on(1))) ==
+        0);
+  if (steered) {
+    CHECK(open_on(0) == 4);
+    CHECK(open_on(1) == 4);
+    CHECK(counters.connections.rebalanced.load() == 4);
+  }
+  // The moved connections were between requests: the next request on each is answered by its new worker.
+  for (auto& connection : connections) answers_revoked(connection);
+  CHECK(open_on(0) + open_on(1) == 8);
+}
+
+TEST_CASE("server: steered, a connection moves to the worker on the CPU its requests arrive on, as far as the shares "
+          "allow") {
+  const std::vector<int> cpus = responder::AllowedCpus();
+  if (cpus.size() != 2) {
+    // Steering needs one worker per CPU; with another count there is no CPU to follow (the CI machine has 2).
+    MESSAGE("skipped: this machine has " << cpus.size() << " CPUs, the case needs 2");
+    CHECK(cpus.size() != 2);
+    return;
+  }
+  InProcessOptions options;
+  options.workers = 2;
+  options.connection_steering = config::ConnectionSteering::kCpu;
+  InProcessResponder responder(options);
+  const auto& counters = responder.counters();
+  const X509* signer = responder.ca().responder_certificate.get();
+  const std::string request = OcspPostRequest(responder.Request(0x1001));
+  auto answers_good = [&](HttpConnection& connection) {
+    auto response = connection.RoundTrip(request, 5000ms);
+    REQUIRE(response);
+    REQUIRE(response->status == 200);
+    auto checked = CheckOcspResponse(AsBytes(response->body), signer);
+    REQUIRE(checked);
+    REQUIRE(checked->answers.size() == 1);
+    CHECK(checked->answers[0].status == V_OCSP_CERTSTATUS_GOOD);
+  };
+  auto open_on = [&](std::size_t worker) { return counters.open_by_worker[worker].load(); };
+  // Sixteen connections made from the first CPU: all on its worker, then half handed to the other.
+  std::vector<HttpConnection> connections;
+  std::thread([&] {
+    REQUIRE(responder::PinThisThreadTo(cpus[0]));
+    for (int i = 0; i < 16; ++i) {
+      auto connection = HttpConnection::Connect(responder.port());
+      REQUIRE(connection);
+      connections.push_back(std::move(*connection));
+      answers_good(connections.back());
+    }
+    for (int attempt = 0; attempt < 300 && open_on(1) != 8; ++attempt) std::this_thread::sleep_for(10ms);
+  }).join();
+  REQUIRE(open_on(0) == 8);
+  REQUIRE(open_on(1) == 8);
+  CHECK(counters.connections.rebalanced.load() == 8);
+  // Now every request comes from the second CPU: the first worker's connections follow, one past the even
+  // share (9/7 is within the rule, 10/6 is not), and no further.
+  std::thread([&] {
+    REQUIRE(responder::PinThisThreadTo(cpus[1]));
+    const auto deadline = std::chrono::steady_clock::now() + 4s;
+    while (std::chrono::steady_clock::now() < deadline && open_on(1) != 9) {
+      for (auto& connection : connections) answers_good(connection);
+      std::this_thread::sleep_for(20ms);
+    }
+    for (int round = 0; round < 20; ++round) {  // and it stays there
+      for (auto& connection : connections) answers_good(connection);
+      std::this_thread::sleep_for(20ms);
+    }
+  }).join();
+  CHECK(open_on(0) == 7);
+  CHECK(open_on(1) == 9);
+  CHECK(counters.connections.rebalanced.load() == 9);
+}
