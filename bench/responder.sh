@@ -2,9 +2,9 @@
 # The responder benchmark in one command (bench/README.md, "Responder benchmark", explains it).
 #
 # Four servers answer the same OCSP requests, loaded by wrk over keep-alive:
-#   ocsp-responder   this project (workers and signer threads sized to the cores it may use); unpinned also
-#                    a second time as "ours cpu-steer", with connection_steering = "cpu" (workers pinned one
-#                    per core, each new connection to the worker on the core that processed its SYN)
+#   ocsp-responder   this project (workers and signer threads sized to the cores it may use; by default workers
+#                    pinned one per core, each new connection to the worker on the core that processed its
+#                    SYN); unpinned also a second time as "ours hash", with connection_steering = "hash"
 #   nginx            one response's bytes as a static file, for every request: the speed-of-light reference
 #   cfssl ocspserve  presigned responses from a file (Debian golang-cfssl); the file holds our responder's
 #                    answers for every serial
@@ -231,7 +231,7 @@ write_ours_config() {  # workers signer_threads store presign(on|keep-only|off) 
 listen = "127.0.0.1:$PORT_OURS"
 workers = $1
 signer_threads = $2
-connection_steering = "${5:-hash}"
+connection_steering = "${5:-cpu}"
 max_pending_signatures = 4096
 max_connections_per_address = 1000
 [store]
@@ -335,10 +335,10 @@ start_server() {  # name taskset-prefix... -> sets SERVER_PID
   # Checked again at each start: others' servers come and go while this runs.
   pick_port PORT_OURS; pick_port PORT_NGINX; pick_port PORT_CFSSL; pick_port PORT_OPENSSL
   case $name in
-    ours|ours10k|ourscpu)
-      local store=$STORE steering=hash
+    ours|ours10k|ourshash)
+      local store=$STORE steering=cpu
       [[ $name == ours10k ]] && store=$SMALL_STORE
-      [[ $name == ourscpu ]] && steering=cpu
+      [[ $name == ourshash ]] && steering=hash
       write_ours_config "$OURS_WORKERS" "$OURS_SIGNERS" "$store" "$PRESIGN" "$steering"
       "$@" "$BIN_DIR/ocsp-responder" --config ours.toml > "logs/$name-$MODE.log" 2>&1 &
       SERVER_PID=$!; PORT=$PORT_OURS ;;
@@ -469,12 +469,12 @@ run_rate() {  # name load-prefix...
   }' <<<"${summary:-summary}" >> "$RATE_RESULTS"
 }
 
-SERVERS=(ours ourscpu nginx cfssl openssl)
+SERVERS=(ours ourshash nginx cfssl openssl)
 if [[ $SCALE == 1 ]]; then SERVERS=(ours ours10k nginx); fi
 if [[ -n $SERVER_FILTER ]]; then
   kept=()
   for name in "${SERVERS[@]}"; do
-    base=${name%10k}; base=${base%cpu}
+    base=${name%10k}; base=${base%hash}
     [[ ,$SERVER_FILTER, == *,$base,* ]] && kept+=("$name")
   done
   SERVERS=("${kept[@]}")
@@ -494,7 +494,7 @@ for MODE in "${MODE_LIST[@]}"; do
   for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   for name in "${SERVERS[@]}"; do
     # Pinned, ours has one worker on one CPU: there is nothing to steer.
-    [[ $MODE == pinned && $name == ourscpu ]] && continue
+    [[ $MODE == pinned && $name == ourshash ]] && continue
     log "$MODE: $name (round $ROUND of $ROUNDS)"
     if ! start_server "$name" "${SERVER_PREFIX[@]}"; then
       log "$name did not start (logs/$name-$MODE.log)"
@@ -533,7 +533,7 @@ label_of() {
   case $1 in
     ours) if [[ $SCALE == 1 ]]; then echo "ours $((SCALE_ENTRIES / 1000000))M"; else echo ocsp-responder; fi ;;
     ours10k) echo "ours 10k" ;;
-    ourscpu) echo "ours cpu-steer" ;;
+    ourshash) echo "ours hash" ;;
     cfssl) echo "cfssl ocspserve" ;;
     openssl) echo "openssl ocsp" ;;
     *) echo "$1" ;;
@@ -546,7 +546,7 @@ printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %6s %9s\n' mode server 
 printf '%-9s %-15s %-5s %5s %11s %8s %8s %8s %6s %8s %8s %6s %9s\n' "" "" "" "" "" "" "" "" "" "/req" "nginx" "CPU %" ""
 for MODE in "${MODE_LIST[@]}"; do
   for name in "${SERVERS[@]}"; do
-    [[ $MODE == pinned && $name == ourscpu ]] && continue
+    [[ $MODE == pinned && $name == ourshash ]] && continue
     label=$(label_of "$name")
     for method in GET POST; do
       if [[ ${CHECKED[$MODE/$name/$method]} != ok ]]; then
@@ -601,11 +601,11 @@ awk -F'\t' -v scale="$SCALE" '
     r = $5 / ($6 / 1e6)
     if (!(($2, key) in rps) || r > rps[$2, key]) { rps[$2, key] = r; cpu[$2, key] = $11 / $5 }
     keys[key] = 1; modes[$1] = 1
-    if ($2 == "ourscpu") have_cpu_steer = 1
+    if ($2 == "ourshash") have_hash = 1
     next
   }
   {  # every round counts: the worst p99 and the best
-    if ($2 == "ours" || $2 == "ourscpu") servers_p99[$2] = 1
+    if ($2 == "ours" || $2 == "ourshash") servers_p99[$2] = 1
     if (!(($1, $2) in p99) || $6 + 0 > p99[$1, $2] + 0) p99[$1, $2] = $6
     if (!(($1, $2) in p99best) || $6 + 0 < p99best[$1, $2] + 0) p99best[$1, $2] = $6
     runs[$1, $2]++
@@ -627,9 +627,9 @@ awk -F'\t' -v scale="$SCALE" '
     } else {
       printf "  GET and POST vs nginx (target >= 1.00): worst %s\n", worst("ours", "nginx", "min")
       printf "  CPU per request vs nginx (target <= 1.00): worst %s\n", worst("ours", "nginx", "cpu")
-      if (have_cpu_steer) {
-        printf "  with connection_steering = \"cpu\", unpinned: GET and POST vs nginx %s, CPU per request %s\n",
-          worst("ourscpu", "nginx", "min"), worst("ourscpu", "nginx", "cpu")
+      if (have_hash) {
+        printf "  with connection_steering = \"hash\", unpinned: GET and POST vs nginx %s, CPU per request %s\n",
+          worst("ourshash", "nginx", "min"), worst("ourshash", "nginx", "cpu")
       }
       printf "  vs cfssl ocspserve, POST (target >= 5): worst %s\n", worst("ours", "cfssl", "min")
       printf "  vs openssl ocsp (target >= 8): worst %s\n", worst("ours", "openssl", "min")
@@ -643,7 +643,7 @@ awk -F'\t' -v scale="$SCALE" '
       for (m in pg) printf "  POST vs GET, %s (target >= 0.90): worst %.2f\n", m, pg[m]
     }
     for (m in modes) for (s in servers_p99) if ((m, s) in p99) {
-      printf "  p99 at half the peak, %s%s (target < 1 ms): %s ms", m, s == "ourscpu" ? ", cpu-steer" : "", p99[m, s]
+      printf "  p99 at half the peak, %s%s (target < 1 ms): %s ms", m, s == "ourshash" ? ", hash" : "", p99[m, s]
       if (runs[m, s] > 1) printf " (the worst of %d runs; the best %s ms)", runs[m, s], p99best[m, s]
       printf "\n"
     }

@@ -86,8 +86,9 @@ struct PresignConfig {
   bool good_from_issued_serials = false;
 };
 
-// How new connections are spread over the workers (responder/cpu_steering.h): by the kernel's SO_REUSEPORT hash
-// of addresses and ports, or to the worker pinned to the CPU that processed the connection's SYN.
+// How new connections are spread over the workers (responder/cpu_steering.h): to the worker pinned to the CPU that
+// processed the connection's SYN (where it applies: one worker per CPU), or by the kernel's SO_REUSEPORT hash of
+// addresses and ports. Either way the workers then even out their shares (responder/connection_balancer.h).
 enum class ConnectionSteering { kHash, kCpu };
 
 struct Config {
@@ -100,7 +101,7 @@ struct Config {
   std::string path_prefix = "/";
   // Event-loop threads. A parsed configuration without `workers` gets the number of CPUs the process may use.
   unsigned workers = 1;
-  ConnectionSteering connection_steering = ConnectionSteering::kHash;
+  ConnectionSteering connection_steering = ConnectionSteering::kCpu;
   unsigned signer_threads = 2;
   std::size_t max_request_bytes = 8192;
   std::size_t max_pending_signatures = 256;

@@ -53,12 +53,12 @@ TEST_CASE("config: defaults hold when sections are absent, and an empty metrics 
   REQUIRE(config.has_value());
   CHECK(config->listen.ToString() == "127.0.0.1:8080");
   CHECK_FALSE(config->metrics_listen.has_value());
-  // One worker per CPU this process may use; connections spread by the kernel's hash.
+  // One worker per CPU this process may use; connections steered by CPU.
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   REQUIRE(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
   CHECK(config->workers == static_cast<unsigned>(CPU_COUNT(&cpus)));
-  CHECK(config->connection_steering == ConnectionSteering::kHash);
+  CHECK(config->connection_steering == ConnectionSteering::kCpu);
 }
 
 TEST_CASE("config: connection_steering is \"hash\" or \"cpu\"") {
