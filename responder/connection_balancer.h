@@ -11,8 +11,9 @@
 // when open - least >= max(2, (open + least) / 4); so 8/8 and 9/7 stay, 16/0 becomes 8/8, 2/0 becomes 1/1.
 // With workers pinned to CPUs (steering), the connections handed over are first those whose packets now arrive
 // on the receiving worker's CPU (SO_INCOMING_CPU), and an idle connection whose packets have arrived on another
-// worker's CPU at two looks in a row moves there, as long as the shares stay within the rule: a client whose
-// threads all connected from one CPU and then spread out is served where its packets arrive.
+// worker's CPU twice in a row (looks 200 ms to 1 s apart, a sample of connections each) moves there, as long as
+// the shares stay within the rule: a client whose threads all connected from one CPU and then spread out is
+// served where its packets arrive. A look moves at most 64 connections and samples at most 256 CPUs.
 // Thread safety: Join before any member's loop runs; the rest from any member's thread.
 #pragma once
 

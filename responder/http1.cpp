@@ -50,6 +50,11 @@ constexpr auto kEvictableIdle = std::chrono::milliseconds(250);
 // How long after an accept the balancer looks at the shares: clients open their connections in a burst, and
 // a share looked at in mid-burst would move connections that the rest of the burst evens out anyway.
 constexpr timeval kBalanceDelay{0, 200'000};
+// One look moves at most this many connections and asks for the CPU of at most kLocalitySample (from a rotating
+// cursor), so that even at tens of thousands of connections a look holds the loop for well under a millisecond;
+// a look that had more to do than it did is followed by another after kBalanceDelay.
+constexpr std::size_t kBalanceBatch = 64;
+constexpr std::size_t kLocalitySample = 256;
 
 // The CPU that processed the socket's latest incoming packet (SO_INCOMING_CPU), or -1.
 int IncomingCpu(int fd) {
@@ -644,11 +649,17 @@ void HttpFrontEnd::Balance() {
       transfer && transfer->to < sent.size()) {
     HttpFrontEnd& target = balancer_->member(transfer->to);
     const std::optional<int> target_cpu = balancer_->cpu_of(transfer->to);
+    const std::size_t count = std::min(transfer->count, kBalanceBatch);
+    look_again = transfer->count > count;
     std::size_t moved = 0;
     // Those whose packets already arrive on the target's CPU first: there they are served where they arrive.
+    // (Among the last kLocalitySample: asking every connection for its CPU would cost a syscall each.)
     for (const bool local_there_only : {true, false}) {
       if (local_there_only && !target_cpu) continue;
-      for (std::size_t i = connections_.size(); i-- > 0 && moved < transfer->count;) {
+      const std::size_t end = local_there_only && connections_.size() > kLocalitySample
+                                  ? connections_.size() - kLocalitySample
+                                  : 0;
+      for (std::size_t i = connections_.size(); i-- > end && moved < count;) {
         if (!connections_[i]->quiescent()) continue;
         if (local_there_only && IncomingCpu(connections_[i]->fd_) != *target_cpu) continue;
         HandOver(i, target);  // the last one, now at i, has been looked at already
@@ -659,7 +670,10 @@ void HttpFrontEnd::Balance() {
   }
   if (balancer_->cpu_of(balance_index_)) {
     const int own_cpu = *balancer_->cpu_of(balance_index_);
-    for (std::size_t i = connections_.size(); i-- > 0;) {
+    const std::size_t sample = std::min(kLocalitySample, connections_.size());
+    std::size_t moved_here = 0;
+    for (std::size_t n = 0; n < sample && !connections_.empty(); ++n) {
+      const std::size_t i = locality_cursor_++ % connections_.size();
       HttpConnection* connection = connections_[i];
       if (!connection->quiescent()) continue;
       const int arrives_on = IncomingCpu(connection->fd_);
@@ -675,8 +689,12 @@ void HttpFrontEnd::Balance() {
           !balancer_->MayTake(*there, sent[*there], connections_.size())) {
         continue;
       }
-      HandOver(i, balancer_->member(*there));
+      HandOver(i, balancer_->member(*there));  // the last one takes index i: the cursor may skip it this time
       ++sent[*there];
+      if (++moved_here == kBalanceBatch) {
+        look_again = true;
+        break;
+      }
     }
   }
   // A connection seen on a new CPU is looked at again soon, not a second later: the shares settle within a

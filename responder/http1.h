@@ -206,6 +206,7 @@ class HttpFrontEnd {
   std::vector<std::unique_ptr<evconnlistener, void (*)(evconnlistener*)>> listeners_;
   std::vector<HttpConnection*> connections_;  // owned; each knows its index here
   std::size_t eviction_cursor_ = 0;           // where EvictIdle's next sample starts
+  std::size_t locality_cursor_ = 0;           // where Balance's next look at incoming CPUs starts
   std::atomic<std::uint64_t>* open_gauge_ = nullptr;
   std::atomic<std::size_t> shared_open_{0};
   ConnectionBalancer* balancer_ = nullptr;
