@@ -254,13 +254,9 @@ int main(int argc, char** argv) {
   for (unsigned c = 0; c < connections; ++c) {
     auto connection = std::make_unique<Connection>();
     connection->index = c;
-    connection->fd = Connect(host, port);
-    if (connection->fd < 0) {
-      std::fprintf(stderr, "ocsp-load: cannot connect to %s:%d\n", host.c_str(), port);
-      return 1;
-    }
     all_connections.push_back(std::move(connection));
   }
+  std::atomic<bool> connect_failed{false};
   // Timer slack defaults to 50 µs, which would be most of a fast answer's latency.
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   const auto start = Steady::now() + std::chrono::milliseconds(200);
@@ -275,6 +271,18 @@ int main(int argc, char** argv) {
     std::vector<Connection*> mine;
     for (auto& connection : all_connections) {
       if (connection->index % threads == thread_index) mine.push_back(connection.get());
+    }
+    // Each thread connects its own share, as wrk does: a server that places connections by the CPU a
+    // connection comes from sees them come from the threads that use them.
+    for (Connection* connection : mine) {
+      connection->fd = Connect(host, port);
+      if (connection->fd < 0) {
+        connect_failed = true;
+        for (Connection* opened : mine) {
+          if (opened->fd >= 0) ::close(opened->fd);
+        }
+        return;
+      }
     }
     std::vector<Sample>& out = samples[thread_index];
     out.reserve(static_cast<std::size_t>(rate * duration / threads * 1.1) + 16);
@@ -411,6 +419,10 @@ int main(int argc, char** argv) {
   for (unsigned t = 1; t < threads; ++t) workers.emplace_back(run, t);
   run(0);
   for (auto& worker : workers) worker.join();
+  if (connect_failed) {
+    std::fprintf(stderr, "ocsp-load: cannot connect to %s:%d\n", host.c_str(), port);
+    return 1;
+  }
   std::vector<Sample> all;
   for (auto& part : samples) all.insert(all.end(), part.begin(), part.end());
   auto report = [&](const char* label, double from, double to) {

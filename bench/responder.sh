@@ -445,8 +445,8 @@ run_load() {  # name method connections wrk-prefix...
 
 # Constant rate, GET, 16 connections, at half our responder's best GET rate of this mode (each server gets
 # the same rate; the server's own best when ours was not measured): p50 and p99 measured from each request's
-# scheduled time (ocsp-load, one epoll loop; wrk2 is not in Debian). One rate for both servers, so that
-# their latencies answer the same question.
+# scheduled time (ocsp-load, one epoll loop per thread, as many threads as wrk, each connecting its own share;
+# wrk2 is not in Debian). One rate for both servers, so that their latencies answer the same question.
 run_rate() {  # name load-prefix...
   local name=$1; shift
   local peak rate out summary
@@ -459,7 +459,8 @@ run_rate() {  # name load-prefix...
   [[ $peak -gt 0 ]] || return 0
   rate=$((peak / 2))
   out=$("$@" "$BIN_DIR/ocsp-load" --port "$PORT" --issuer pki/ca.pem --serials "$SERIALS" --serial-base "$FIRST_SERIAL" \
-    --zipf 0 --get --rate "$rate" --duration "$DURATION" --window "$DURATION" --connections 16 2>&1) || true
+    --zipf 0 --get --rate "$rate" --duration "$DURATION" --window "$DURATION" --connections 16 \
+    --threads "$WRK_THREADS" 2>&1) || true
   echo "$out" > "logs/rate-$MODE-$name.log"
   summary=$(grep '^summary' <<<"$out" || true)
   # mode server rate achieved_rps p50_ms p99_ms errors other_status
@@ -583,7 +584,7 @@ echo "server CPU %: that CPU time / the run's wall time; pinned, well under 100 
 echo "  (wrk on core 1, or other work on the machine, was)"
 if [[ -s $RATE_RESULTS ]]; then
   echo
-  echo "Constant rate (ocsp-load, GET, 16 connections, ${DURATION}s): half of our responder's best GET requests/s above"
+  echo "Constant rate (ocsp-load, GET, 16 connections, as many threads as wrk, ${DURATION}s): half of our responder's best GET requests/s above"
   printf '%-9s %-15s %10s %10s %8s %8s %7s\n' mode server "rate/s" "achieved" "p50 ms" "p99 ms" errors
   while IFS=$'\t' read -r m s rate achieved p50 p99 errors other; do
     printf '%-9s %-15s %10s %10s %8s %8s %7s\n' "$m" "$(label_of "$s")" "$rate" "$achieved" "$p50" "$p99" \
