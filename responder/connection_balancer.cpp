@@ -8,7 +8,14 @@ namespace ocsp::responder {
 
 std::size_t ConnectionBalancer::Join(HttpFrontEnd& front_end, std::optional<int> cpu) {
   members_.push_back(Member{&front_end, cpu});
+  wants_ = std::make_unique<std::atomic<std::uint32_t>[]>(members_.size() * members_.size());
   return members_.size() - 1;
+}
+
+void ConnectionBalancer::PublishWants(std::size_t from, std::span<const std::uint32_t> wants) {
+  for (std::size_t to = 0; to < members_.size() && to < wants.size(); ++to) {
+    wants_[from * members_.size() + to].store(wants[to], std::memory_order_relaxed);
+  }
 }
 
 std::optional<std::size_t> ConnectionBalancer::MemberOnCpu(int cpu) const {
@@ -18,10 +25,11 @@ std::optional<std::size_t> ConnectionBalancer::MemberOnCpu(int cpu) const {
   return std::nullopt;
 }
 
-bool ConnectionBalancer::MayTake(std::size_t to, std::size_t sent, std::size_t open) const {
+bool ConnectionBalancer::MayTake(std::size_t from, std::size_t to, std::size_t sent, std::size_t open) const {
   if (open == 0) return false;
   const std::size_t theirs = members_[to].front_end->shared_open_connections() + sent + 1;
-  return Surplus(theirs, open - 1) == 0;
+  if (Surplus(theirs, open - 1) == 0) return true;
+  return sent < wants_[to * members_.size() + from].load(std::memory_order_relaxed);
 }
 
 std::size_t ConnectionBalancer::Surplus(std::size_t open, std::size_t least) {

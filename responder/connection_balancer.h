@@ -13,12 +13,19 @@
 // on the receiving worker's CPU (SO_INCOMING_CPU), and an idle connection whose packets have arrived on another
 // worker's CPU twice in a row (looks 200 ms to 1 s apart, a sample of connections each) moves there, as long as
 // the shares stay within the rule: a client whose threads all connected from one CPU and then spread out is
-// served where its packets arrive. A look moves at most 64 connections and samples at most 256 CPUs.
+// served where its packets arrive. Past the rule, such moves go on while the receiving member has published that
+// it wants to move as many the other way (an exchange: a client whose threads sit on different CPUs than the
+// workers it connected to ends up served locally on both). A look moves at most 64 connections and samples at
+// most 256 CPUs.
 // Thread safety: Join before any member's loop runs; the rest from any member's thread.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace ocsp::responder {
@@ -36,8 +43,11 @@ class ConnectionBalancer {
   std::size_t Join(HttpFrontEnd& front_end, std::optional<int> cpu);
   // What the member `from`, holding `open` connections, should hand over now; nullopt when balanced.
   [[nodiscard]] std::optional<Transfer> Plan(std::size_t from, std::size_t open) const;
-  // Whether `from`, holding `open`, may hand one more connection to `to`, which has `sent` on their way there.
-  [[nodiscard]] bool MayTake(std::size_t to, std::size_t sent, std::size_t open) const;
+  // Whether `from`, holding `open`, may hand one more connection that arrives on `to`'s CPU to `to`, which has
+  // `sent` on their way there from `from`: within the rule, or in exchange for as many `to` wants to hand back.
+  [[nodiscard]] bool MayTake(std::size_t from, std::size_t to, std::size_t sent, std::size_t open) const;
+  // How many of its connections `from` saw arriving on each member's CPU and could not move there (by index).
+  void PublishWants(std::size_t from, std::span<const std::uint32_t> wants);
   [[nodiscard]] HttpFrontEnd& member(std::size_t index) const { return *members_[index].front_end; }
   [[nodiscard]] std::size_t size() const { return members_.size(); }
   [[nodiscard]] std::optional<int> cpu_of(std::size_t index) const { return members_[index].cpu; }
@@ -53,6 +63,7 @@ class ConnectionBalancer {
     std::optional<int> cpu;
   };
   std::vector<Member> members_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> wants_;  // [from * size + to], rebuilt by Join
 };
 
 }  // namespace ocsp::responder

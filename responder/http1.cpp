@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <span>
 
 #include "common/log.h"
 #include "responder/connection_balancer.h"
@@ -672,6 +673,7 @@ void HttpFrontEnd::Balance() {
     const int own_cpu = *balancer_->cpu_of(balance_index_);
     const std::size_t sample = std::min(kLocalitySample, connections_.size());
     std::size_t moved_here = 0;
+    std::array<std::uint32_t, 256> wants{};  // per member: seen twice arriving on its CPU, and not moved
     for (std::size_t n = 0; n < sample && !connections_.empty(); ++n) {
       const std::size_t i = locality_cursor_++ % connections_.size();
       HttpConnection* connection = connections_[i];
@@ -685,17 +687,18 @@ void HttpFrontEnd::Balance() {
       connection->foreign_cpu_ = arrives_on;
       look_again = look_again || !seen_before;
       const auto there = balancer_->MemberOnCpu(arrives_on);
-      if (!seen_before || !there || *there >= sent.size() ||
-          !balancer_->MayTake(*there, sent[*there], connections_.size())) {
+      if (!seen_before || !there || *there >= sent.size()) continue;
+      if (moved_here == kBalanceBatch ||
+          !balancer_->MayTake(balance_index_, *there, sent[*there], connections_.size())) {
+        ++wants[*there];
         continue;
       }
       HandOver(i, balancer_->member(*there));  // the last one takes index i: the cursor may skip it this time
       ++sent[*there];
-      if (++moved_here == kBalanceBatch) {
-        look_again = true;
-        break;
-      }
+      ++moved_here;
+      look_again = true;  // the other member may now exchange, or even out
     }
+    balancer_->PublishWants(balance_index_, std::span(wants.data(), std::min(wants.size(), balancer_->size())));
   }
   // A connection seen on a new CPU is looked at again soon, not a second later: the shares settle within a
   // second of a client's threads spreading out. One that stays where it may not move is not.
@@ -750,6 +753,10 @@ void HttpFrontEnd::AdoptHanded() {
       continue;  // the connection's destructor closes the socket
     }
     Admit(connection.release());
+  }
+  // Now this member may hold more than its share, or connections that want to go back: look soon.
+  if (!arrived.empty() && balancer_ != nullptr && !evtimer_pending(balance_check_.get(), nullptr)) {
+    evtimer_add(balance_check_.get(), &kBalanceDelay);
   }
 }
 

@@ -74,6 +74,7 @@ class HttpConnection {
 
   // Sends `request` and reads exactly one response (Content-Length framed).
   Result<HttpResponse> RoundTrip(std::string_view request, std::chrono::milliseconds timeout);
+  [[nodiscard]] int fd() const { return fd_; }
 
  private:
   explicit HttpConnection(int fd) : fd_(fd) {}

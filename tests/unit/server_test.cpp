@@ -496,3 +496,79 @@ TEST_CASE("server: steered, a connection moves to the worker on the CPU its requ
   CHECK(open_on(1) == 9);
   CHECK(counters.connections.rebalanced.load() == 9);
 }
+
+namespace {
+
+// Over loopback, a reply's packets are processed on the CPU that sent them: a client socket's SO_INCOMING_CPU
+// names the CPU of the worker that answered last.
+int AnsweringCpu(const HttpConnection& connection) {
+  int cpu = -1;
+  socklen_t length = sizeof cpu;
+  ::getsockopt(connection.fd(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, &length);
+  return cpu;
+}
+
+}  // namespace
+
+TEST_CASE("server: steered, two workers exchange connections until each is served on the CPU it comes from") {
+  const std::vector<int> cpus = responder::AllowedCpus();
+  if (cpus.size() != 2) {
+    MESSAGE("skipped: this machine has " << cpus.size() << " CPUs, the case needs 2");
+    CHECK(cpus.size() != 2);
+    return;
+  }
+  InProcessOptions options;
+  options.workers = 2;
+  options.connection_steering = config::ConnectionSteering::kCpu;
+  InProcessResponder responder(options);
+  const auto& counters = responder.counters();
+  const std::string request = OcspPostRequest(responder.Request(0x1001));
+  auto answered = [&](HttpConnection& connection) {
+    auto response = connection.RoundTrip(request, 5000ms);
+    return response && response->status == 200;
+  };
+  auto open_on = [&](std::size_t worker) { return counters.open_by_worker[worker].load(); };
+  // All made from the first CPU (a client whose threads connected before they spread out), then evened out
+  // without regard to where they will be used.
+  std::vector<HttpConnection> connections;
+  std::thread([&] {
+    REQUIRE(responder::PinThisThreadTo(cpus[0]));
+    // Eight: 4/4 is as even as it gets, so no move may unbalance it (5/3 breaks the rule): they must exchange.
+    for (int i = 0; i < 8; ++i) {
+      auto connection = HttpConnection::Connect(responder.port());
+      REQUIRE(connection);
+      connections.push_back(std::move(*connection));
+      REQUIRE(answered(connections.back()));
+    }
+    for (int attempt = 0; attempt < 300 && open_on(1) != 4; ++attempt) std::this_thread::sleep_for(10ms);
+  }).join();
+  REQUIRE(open_on(1) == 4);
+  // Now the even ones are used from the first CPU and the odd ones from the second.
+  std::array<std::atomic<int>, 2> local{};
+  std::array<std::atomic<int>, 2> failures{};
+  std::vector<std::thread> users;
+  for (std::size_t side = 0; side < 2; ++side) {
+    users.emplace_back([&, side] {
+      if (!responder::PinThisThreadTo(cpus[side])) return;
+      const auto deadline = std::chrono::steady_clock::now() + 6s;
+      int settled_rounds = 0;
+      while (std::chrono::steady_clock::now() < deadline && settled_rounds < 10) {
+        int here = 0;
+        for (std::size_t i = side; i < connections.size(); i += 2) {
+          if (!answered(connections[i])) ++failures[side];
+          if (AnsweringCpu(connections[i]) == cpus[side]) ++here;
+        }
+        local[side] = here;
+        settled_rounds = here == 4 ? settled_rounds + 1 : 0;
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  for (auto& user : users) user.join();
+  CHECK(failures[0].load() == 0);
+  CHECK(failures[1].load() == 0);
+  CHECK(local[0].load() == 4);
+  CHECK(local[1].load() == 4);
+  CHECK(open_on(0) == 4);
+  CHECK(open_on(1) == 4);
+}
