@@ -235,6 +235,9 @@ class DateMemo {
 
 class Worker;
 
+// What a worker asks the scheduler for as its time slice (AskForShortSlice); EEVDF's smallest, 0.1 ms.
+constexpr std::chrono::microseconds kWorkerSlice{100};
+
 class Worker final : public HttpHandler {
  public:
   Worker(ServerDependencies dependencies, const config::Config& config, ConnectionLimits& limits,
@@ -302,6 +305,13 @@ class Worker final : public HttpHandler {
           Log(LogLevel::kWarning, "worker_not_pinned", {{"worker", std::to_string(index)},
                                                         {"error", pinned.error().Describe()}});
         }
+      }
+      // A worker's turns are a few microseconds: with a slice shorter than a signing thread's, a worker that
+      // wakes preempts a signer at once instead of waiting out the signer's protected slice. The abuse bench's
+      // never-seen-serials sweep (both cores signing), paced client's p99: 1.06-1.08 ms against 1.16-1.63.
+      if (auto sliced = AskForShortSlice(kWorkerSlice); !sliced) {
+        Log(LogLevel::kInfo, "worker_slice_default", {{"worker", std::to_string(index)},
+                                                      {"error", sliced.error().Describe()}});
       }
       event_base_dispatch(base_.get());
     });

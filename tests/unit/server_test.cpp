@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -266,6 +267,32 @@ TEST_CASE("connection steering: a connection goes to the listener of the CPU tha
   CHECK_FALSE(responder::SteerByCpu(first.get(), std::vector<int>{}));
 }
 
+TEST_CASE("scheduling: a thread that asks for a short slice gets it, where the kernel shows slices") {
+  std::string before;
+  std::string after;
+  bool asked = false;
+  std::thread([&] {
+    auto slice_of_this_thread = [] {
+      std::ifstream sched("/proc/thread-self/sched");
+      for (std::string line; std::getline(sched, line);) {
+        if (line.starts_with("se.slice")) return line.substr(line.find(':') + 1);
+      }
+      return std::string();
+    };
+    before = slice_of_this_thread();
+    asked = responder::AskForShortSlice(std::chrono::microseconds(100)).has_value();
+    after = slice_of_this_thread();
+  }).join();
+  REQUIRE(asked);
+  if (before.empty()) {
+    MESSAGE("this kernel does not show se.slice (before 6.12): only the call was checked");
+    CHECK(after.empty());
+    return;
+  }
+  CHECK(std::stoll(after) == 100'000);
+  CHECK(std::stoll(before) != 100'000);
+}
+
 TEST_CASE("server: with connection_steering = cpu each worker is pinned to its own CPU and answers") {
   const std::vector<int> cpus = responder::AllowedCpus();
   InProcessOptions options;
@@ -371,6 +398,57 @@ TEST_CASE("server: out of descriptors, accepting pauses instead of spinning, and
   for (int fd : clients) ::close(fd);
 }
 
+namespace {
+
+// One request on `connection`; its answer must verify and carry `status`.
+void ExpectAnswer(HttpConnection& connection, const std::string& request, const X509* signer, int status) {
+  auto response = connection.RoundTrip(request, 5000ms);
+  REQUIRE(response);
+  REQUIRE(response->status == 200);
+  auto checked = CheckOcspResponse(AsBytes(response->body), signer);
+  REQUIRE(checked);
+  REQUIRE(checked->answers.size() == 1);
+  CHECK(checked->answers[0].status == status);
+}
+
+// `count` keep-alive connections, each made and asked `request` once from a thread pinned to `cpu` (if any).
+std::vector<HttpConnection> ConnectionsFrom(std::optional<int> cpu, const InProcessResponder& responder, int count,
+                                            const std::string& request, int status) {
+  std::vector<HttpConnection> connections;
+  std::thread([&] {
+    if (cpu) REQUIRE(responder::PinThisThreadTo(*cpu));
+    for (int i = 0; i < count; ++i) {
+      auto connection = HttpConnection::Connect(responder.port());
+      REQUIRE(connection);
+      connections.push_back(std::move(*connection));
+      ExpectAnswer(connections.back(), request, responder.ca().responder_certificate.get(), status);
+    }
+  }).join();
+  return connections;
+}
+
+// Two workers steered by CPU; nullopt, and the test says it is skipped, unless this machine has exactly two
+// CPUs (steering needs one worker per CPU, and these cases one CPU per side; the CI machine has 2).
+std::optional<InProcessOptions> SteeredOnTwoCpus(const std::vector<int>& cpus) {
+  if (cpus.size() != 2) {
+    MESSAGE("skipped: this machine has " << cpus.size() << " CPUs, the case needs 2");
+    CHECK(cpus.size() != 2);
+    return std::nullopt;
+  }
+  InProcessOptions options;
+  options.workers = 2;
+  options.connection_steering = config::ConnectionSteering::kCpu;
+  return options;
+}
+
+// Waits (at most 3 s) until `done`.
+template <typename Condition>
+void AwaitUpTo3s(Condition done) {
+  for (int attempt = 0; attempt < 300 && !done(); ++attempt) std::this_thread::sleep_for(10ms);
+}
+
+}  // namespace
+
 TEST_CASE("connection balancer: a front end hands over half the gap once it is clearly over its share") {
   using responder::ConnectionBalancer;
   CHECK(ConnectionBalancer::Surplus(8, 8) == 0);
@@ -397,84 +475,39 @@ TEST_CASE("server: connections that all land on one worker are shared out, and k
   const auto& counters = responder.counters();
   const X509* signer = responder.ca().responder_certificate.get();
   const std::string request = OcspPostRequest(responder.Request(0x1002));
-  auto answers_revoked = [&](HttpConnection& connection) {
-    auto response = connection.RoundTrip(request, 5000ms);
-    REQUIRE(response);
-    REQUIRE(response->status == 200);
-    auto checked = CheckOcspResponse(AsBytes(response->body), signer);
-    REQUIRE(checked);
-    REQUIRE(checked->answers.size() == 1);
-    CHECK(checked->answers[0].status == V_OCSP_CERTSTATUS_REVOKED);
-  };
-  std::vector<HttpConnection> connections;
-  std::thread([&] {
-    if (steered) REQUIRE(responder::PinThisThreadTo(cpus[0]));
-    for (int i = 0; i < 8; ++i) {
-      auto connection = HttpConnection::Connect(responder.port());
-      REQUIRE(connection);
-      connections.push_back(std::move(*connection));
-      answers_revoked(connections.back());
-    }
-  }).join();
+  std::vector<HttpConnection> connections = ConnectionsFrom(
+      steered ? std::optional<int>(cpus[0]) : std::nullopt, responder, 8, request, V_OCSP_CERTSTATUS_REVOKED);
   auto open_on = [&](std::size_t worker) { return counters.open_by_worker[worker].load(); };
-  for (int attempt = 0; attempt < 300; ++attempt) {
-    if (open_on(0) + open_on(1) == 8 && responder::ConnectionBalancer::Surplus(std::max(open_on(0), open_on(1)),
-                                                                            std::min(open_on(0), open_on(1))) == 0) {
-      break;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
+  auto even = [&] {
+    return responder::ConnectionBalancer::Surplus(std::max(open_on(0), open_on(1)), std::min(open_on(0), open_on(1))) ==
+           0;
+  };
+  AwaitUpTo3s([&] { return open_on(0) + open_on(1) == 8 && even(); });
   CHECK(open_on(0) + open_on(1) == 8);
-  CHECK(responder::ConnectionBalancer::Surplus(std::max(open_on(0), open_on(1)), std::min(open_on(0), open_on(1))) ==
-        0);
+  CHECK(even());
   if (steered) {
     CHECK(open_on(0) == 4);
     CHECK(open_on(1) == 4);
     CHECK(counters.connections.rebalanced.load() == 4);
   }
   // The moved connections were between requests: the next request on each is answered by its new worker.
-  for (auto& connection : connections) answers_revoked(connection);
+  for (auto& connection : connections) ExpectAnswer(connection, request, signer, V_OCSP_CERTSTATUS_REVOKED);
   CHECK(open_on(0) + open_on(1) == 8);
 }
 
 TEST_CASE("server: steered, a connection moves to the worker on the CPU its requests arrive on, as far as the shares "
           "allow") {
   const std::vector<int> cpus = responder::AllowedCpus();
-  if (cpus.size() != 2) {
-    // Steering needs one worker per CPU; with another count there is no CPU to follow (the CI machine has 2).
-    MESSAGE("skipped: this machine has " << cpus.size() << " CPUs, the case needs 2");
-    CHECK(cpus.size() != 2);
-    return;
-  }
-  InProcessOptions options;
-  options.workers = 2;
-  options.connection_steering = config::ConnectionSteering::kCpu;
-  InProcessResponder responder(options);
+  const auto options = SteeredOnTwoCpus(cpus);
+  if (!options) return;
+  InProcessResponder responder(*options);
   const auto& counters = responder.counters();
   const X509* signer = responder.ca().responder_certificate.get();
   const std::string request = OcspPostRequest(responder.Request(0x1001));
-  auto answers_good = [&](HttpConnection& connection) {
-    auto response = connection.RoundTrip(request, 5000ms);
-    REQUIRE(response);
-    REQUIRE(response->status == 200);
-    auto checked = CheckOcspResponse(AsBytes(response->body), signer);
-    REQUIRE(checked);
-    REQUIRE(checked->answers.size() == 1);
-    CHECK(checked->answers[0].status == V_OCSP_CERTSTATUS_GOOD);
-  };
   auto open_on = [&](std::size_t worker) { return counters.open_by_worker[worker].load(); };
   // Sixteen connections made from the first CPU: all on its worker, then half handed to the other.
-  std::vector<HttpConnection> connections;
-  std::thread([&] {
-    REQUIRE(responder::PinThisThreadTo(cpus[0]));
-    for (int i = 0; i < 16; ++i) {
-      auto connection = HttpConnection::Connect(responder.port());
-      REQUIRE(connection);
-      connections.push_back(std::move(*connection));
-      answers_good(connections.back());
-    }
-    for (int attempt = 0; attempt < 300 && open_on(1) != 8; ++attempt) std::this_thread::sleep_for(10ms);
-  }).join();
+  std::vector<HttpConnection> connections = ConnectionsFrom(cpus[0], responder, 16, request, V_OCSP_CERTSTATUS_GOOD);
+  AwaitUpTo3s([&] { return open_on(1) == 8; });
   REQUIRE(open_on(0) == 8);
   REQUIRE(open_on(1) == 8);
   CHECK(counters.connections.rebalanced.load() == 8);
@@ -484,11 +517,11 @@ TEST_CASE("server: steered, a connection moves to the worker on the CPU its requ
     REQUIRE(responder::PinThisThreadTo(cpus[1]));
     const auto deadline = std::chrono::steady_clock::now() + 4s;
     while (std::chrono::steady_clock::now() < deadline && open_on(1) != 9) {
-      for (auto& connection : connections) answers_good(connection);
+      for (auto& connection : connections) ExpectAnswer(connection, request, signer, V_OCSP_CERTSTATUS_GOOD);
       std::this_thread::sleep_for(20ms);
     }
     for (int round = 0; round < 20; ++round) {  // and it stays there
-      for (auto& connection : connections) answers_good(connection);
+      for (auto& connection : connections) ExpectAnswer(connection, request, signer, V_OCSP_CERTSTATUS_GOOD);
       std::this_thread::sleep_for(20ms);
     }
   }).join();
@@ -512,15 +545,9 @@ int AnsweringCpu(const HttpConnection& connection) {
 
 TEST_CASE("server: steered, two workers exchange connections until each is served on the CPU it comes from") {
   const std::vector<int> cpus = responder::AllowedCpus();
-  if (cpus.size() != 2) {
-    MESSAGE("skipped: this machine has " << cpus.size() << " CPUs, the case needs 2");
-    CHECK(cpus.size() != 2);
-    return;
-  }
-  InProcessOptions options;
-  options.workers = 2;
-  options.connection_steering = config::ConnectionSteering::kCpu;
-  InProcessResponder responder(options);
+  const auto options = SteeredOnTwoCpus(cpus);
+  if (!options) return;
+  InProcessResponder responder(*options);
   const auto& counters = responder.counters();
   const std::string request = OcspPostRequest(responder.Request(0x1001));
   auto answered = [&](HttpConnection& connection) {
@@ -529,19 +556,10 @@ TEST_CASE("server: steered, two workers exchange connections until each is serve
   };
   auto open_on = [&](std::size_t worker) { return counters.open_by_worker[worker].load(); };
   // All made from the first CPU (a client whose threads connected before they spread out), then evened out
-  // without regard to where they will be used.
-  std::vector<HttpConnection> connections;
-  std::thread([&] {
-    REQUIRE(responder::PinThisThreadTo(cpus[0]));
-    // Eight: 4/4 is as even as it gets, so no move may unbalance it (5/3 breaks the rule): they must exchange.
-    for (int i = 0; i < 8; ++i) {
-      auto connection = HttpConnection::Connect(responder.port());
-      REQUIRE(connection);
-      connections.push_back(std::move(*connection));
-      REQUIRE(answered(connections.back()));
-    }
-    for (int attempt = 0; attempt < 300 && open_on(1) != 4; ++attempt) std::this_thread::sleep_for(10ms);
-  }).join();
+  // without regard to where they will be used. Eight: 4/4 is as even as it gets, so no move may unbalance it
+  // (5/3 breaks the rule): they must exchange.
+  std::vector<HttpConnection> connections = ConnectionsFrom(cpus[0], responder, 8, request, V_OCSP_CERTSTATUS_GOOD);
+  AwaitUpTo3s([&] { return open_on(1) == 4; });
   REQUIRE(open_on(1) == 4);
   // Now the even ones are used from the first CPU and the odd ones from the second.
   std::array<std::atomic<int>, 2> local{};
