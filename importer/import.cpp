@@ -101,6 +101,7 @@ struct PreparedFile {
   // Written by whoever hashes (the Hasher's thread, or FinishHash), read after FinishHash returned.
   store::Sha256 sha256{};
   bool hash_done = false;
+  std::optional<Result<void>> verified;  // the signature's verdict, once hashed whole
   Hasher* hasher = nullptr;  // hashing this file, when set
   std::size_t index = 0;     // in the call's files
   DigestBoard* digests = nullptr;  // told the file's digest, when set
@@ -148,12 +149,21 @@ struct PreparedFile {
     }
     unsigned int length = 0;
     EVP_DigestFinal_ex(file_hash.get(), sha256.data(), &length);
+    // The signature is checked here, by whoever hashed: on the Hasher's thread, while the entries are still
+    // being parsed, instead of one after another on the writing thread before the commit (1,900 RSA
+    // verifications, ~35 ms of the partition set's serial tail). Nothing commits unless it says yes.
+    verified.emplace(signature ? signature->Finish() : Result<void>{});
     hash_done = true;
     if (digests != nullptr) digests->Publish(index, sha256);
     return true;
   }
 
   const store::Sha256& FinishHash();
+  // The signature's verdict over the bytes hashed (hashing them first if need be).
+  const Result<void>& Verified() {
+    FinishHash();
+    return *verified;
+  }
 };
 
 // Hashes the files of one import call in order on its own thread, so the walking thread only parses and
@@ -1690,8 +1700,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
     // --- The signatures must hold before anything commits ---
     for (PreparedFile& file : files) {
       if (file.unchanged) continue;
-      file.FinishHash();
-      if (auto verified = file.signature->Finish(); !verified) return refuse(FileError(file, verified.error()), files);
+      if (const Result<void>& verified = file.Verified(); !verified) return refuse(FileError(file, verified.error()), files);
     }
 
     // --- Size check: a CRL much smaller than the one it replaces is probably wrong or partial ---
