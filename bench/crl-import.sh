@@ -23,6 +23,7 @@ BUILD=1
 BIN_DIR=$ROOT/build/release/bin
 REPEAT=1
 KEEP_STORES=0
+QUIET_WAIT=30
 
 usage() {
   cat <<EOF
@@ -37,6 +38,8 @@ usage: bench/crl-import.sh [options]
   --work-dir DIR    CA, cached CRLs, stores, logs and results (default bench/out)
   --bin-dir DIR     use crl-gen and ocspctl from DIR and skip the build (default: build the release preset)
   --keep-stores     keep the LMDB stores after the run (they are deleted by default)
+  --quiet-wait S    before each timed command, wait up to S seconds for the other processes on the machine
+                    to leave both cores idle (default $QUIET_WAIT; 0 does not wait)
 EOF
 }
 
@@ -56,6 +59,8 @@ while [[ $# -gt 0 ]]; do
     --bin-dir) BIN_DIR=${2:?--bin-dir needs a value}; BUILD=0; shift 2 ;;
     --bin-dir=*) BIN_DIR=${1#*=}; BUILD=0; shift ;;
     --keep-stores) KEEP_STORES=1; shift ;;
+    --quiet-wait) QUIET_WAIT=${2:?--quiet-wait needs a value}; shift 2 ;;
+    --quiet-wait=*) QUIET_WAIT=${1#*=}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "crl-import.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -66,7 +71,7 @@ for n in "${SIZE_LIST[@]}"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "crl-import.sh: --sizes wants positive integers, got '$n'" >&2; exit 2; }
 done
 mapfile -t SIZE_LIST < <(printf '%s\n' "${SIZE_LIST[@]}" | sort -n -u)
-for value in "$PARTITIONS" "$SEED" "$REPEAT"; do
+for value in "$PARTITIONS" "$SEED" "$REPEAT" "$QUIET_WAIT"; do
   [[ $value =~ ^[0-9]+$ ]] || { echo "crl-import.sh: '$value' is not a non-negative integer" >&2; exit 2; }
 done
 (( REPEAT >= 1 )) || { echo "crl-import.sh: --repeat must be at least 1" >&2; exit 2; }
@@ -170,8 +175,29 @@ fi
 STORES=$WORK/stores
 LOGS=$WORK/logs/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$STORES" "$LOGS"
-declare -A WALL=() RSS=() STATUS=() PEAK=() TIMES=()
+declare -A WALL=() RSS=() STATUS=() PEAK=() TIMES=() CPU=() OTHER=()
 FAILED=0
+
+# CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq) since boot.
+busy_seconds() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat; }
+
+# wait_quiet: waits (at most QUIET_WAIT seconds) until the machine was idle for a whole second: less than a
+# tenth of a core busy. Other engineers' builds share this 2-core machine without taking the benchmark lock,
+# and each case needs a different number of cores (the partitioned set uses both, a single file about one
+# and a half), so a build that overlaps one case and not another skews the ratios the targets are judged on:
+# in one run of this script a compiler beside the set made it 1.17x the single file where quiet runs
+# minutes before gave 0.8-0.95x. Each run also reports the CPU that other processes used while it ran.
+wait_quiet() {
+  local waited=0 before after
+  while (( waited < QUIET_WAIT )); do
+    before=$(busy_seconds)
+    sleep 1
+    after=$(busy_seconds)
+    awk -v a="$before" -v b="$after" 'BEGIN { exit !(b - a < 0.1) }' && return 0
+    waited=$((waited + 1))
+  done
+  (( QUIET_WAIT == 0 )) || say "the machine did not go quiet within $QUIET_WAIT s; timing anyway"
+}
 
 # shellcheck disable=SC2317  # called through measure's PREPARE arguments
 warm() {  # reads the inputs once, so every timed command finds them in the page cache alike
@@ -210,12 +236,15 @@ run_once() {
   while [[ $1 != -- ]]; do prepare+=("$1"); shift; done
   shift
   [[ ${STATUS[$key]:-ok} == ok ]] || return 1
-  local log=$LOGS/${key//[:\/ ]/_} start end rc seconds rss
+  local log=$LOGS/${key//[:\/ ]/_} start end rc seconds rss busy_before busy_after user sys other
   "${prepare[@]}"
+  (( QUIET_WAIT == 0 )) || wait_quiet
+  busy_before=$(busy_seconds)
   start=$(date +%s%N)
   rc=0
-  /usr/bin/time -f '%M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
+  /usr/bin/time -f '%U %S %M' -o "$log.time" "$@" >"$log.out" 2>"$log.err" || rc=$?
   end=$(date +%s%N)
+  busy_after=$(busy_seconds)
   if (( rc != 0 )) || { [[ $1 == openssl ]] && ! grep -q 'verify OK' "$log.err"; }; then
     STATUS[$key]="FAILED (exit $rc)"
     FAILED=1
@@ -228,13 +257,17 @@ run_once() {
     return 1
   fi
   seconds=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
-  rss=$(tail -n 1 "$log.time")
+  read -r user sys rss < <(tail -n 1 "$log.time")
+  # What the rest of the machine used meanwhile (kernel threads writing back this command's files count here).
+  other=$(awk -v a="$busy_before" -v b="$busy_after" -v u="$user" -v s="$sys" 'BEGIN { o = b - a - u - s; if (o < 0) o = 0; printf "%.1f", o }')
   if [[ -z ${WALL[$key]:-} ]] || awk -v a="$seconds" -v b="${WALL[$key]}" 'BEGIN { exit !(a < b) }'; then
     WALL[$key]=$seconds
   fi
   if (( rss > ${PEAK[$key]:-0} )); then PEAK[$key]=$rss; fi
   RSS[$key]=$(awk -v k="${PEAK[$key]}" 'BEGIN { printf "%.1f", k / 1024 }')
   TIMES[$key]+="${TIMES[$key]:+ }$seconds"
+  CPU[$key]+="${CPU[$key]:+ }$user+$sys"
+  OTHER[$key]+="${OTHER[$key]:+ }$other"
   STATUS[$key]=ok
 }
 
@@ -242,6 +275,7 @@ run_once() {
 say_case() {
   [[ ${STATUS[$1]:-} == ok ]] || return 0
   say "$1: ${WALL[$1]} s (runs: ${TIMES[$1]}), ${RSS[$1]} MiB"
+  say "    user+sys s: ${CPU[$1]}; other processes' CPU s meanwhile: ${OTHER[$1]}"
   sed -n '1,3p' "$LOGS/${1//[:\/ ]/_}.out" | sed 's/^/    /' >&2
 }
 
@@ -311,7 +345,7 @@ TSV=$RESULTS/$STAMP.tsv
 
 {
   revision=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-  echo "CRL import benchmark: $STAMP, revision $revision, seed $SEED, repeat $REPEAT (imports below the largest size: $SMALL_REPEAT)"
+  echo "CRL import benchmark: $STAMP, revision $revision, seed $SEED, repeat $REPEAT (imports below the largest size: $SMALL_REPEAT), quiet wait $QUIET_WAIT s"
   echo "host: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), $(openssl version)"
   echo
   printf '%-38s %10s %9s %13s %11s  %s\n' case entries "wall s" "peak RSS MiB" "vs openssl" status
