@@ -11,7 +11,6 @@
 // Thread safety: free functions; PinThisThreadTo affects only the calling thread.
 #pragma once
 
-#include <chrono>
 #include <span>
 #include <vector>
 
@@ -27,11 +26,6 @@ std::vector<int> AllowedCpus();
 Result<void> SteerByCpu(int listener, std::span<const int> cpus);
 
 Result<void> PinThisThreadTo(int cpu);
-
-// Asks the scheduler (EEVDF, Linux 6.12 and later: sched_setattr's sched_runtime for a normal thread) for a
-// time slice of `slice` for this thread. A waking thread whose slice is shorter than the running one's
-// preempts it at once instead of waiting out the other's protected slice (up to a tick).
-Result<void> AskForShortSlice(std::chrono::microseconds slice);
 
 // Whether this thread may set its CPU affinity (a seccomp filter, such as a systemd unit's
 // SystemCallFilter=~@resources, can forbid it); tried by setting the mask it already has.

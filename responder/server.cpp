@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/thread_name.h"
+#include "common/time_slice.h"
 #include "responder/cpu_steering.h"
 #include "responder/front_end_metrics.h"
 #include "responder/health.h"

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/time_slice.h"
 #include "responder/cpu_steering.h"
 #include "responder/server.h"
 #include "responder/signing_pool.h"
@@ -280,7 +281,7 @@ TEST_CASE("scheduling: a thread that asks for a short slice gets it, where the k
       return std::string();
     };
     before = slice_of_this_thread();
-    asked = responder::AskForShortSlice(std::chrono::microseconds(100)).has_value();
+    asked = AskForShortSlice(std::chrono::microseconds(100)).has_value();
     after = slice_of_this_thread();
   }).join();
   REQUIRE(asked);
