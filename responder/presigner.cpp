@@ -250,6 +250,11 @@ Result<void> Presigner::IssuedCandidates(MDB_txn* txn, std::size_t index, std::u
   auto counts = store_.CountResponses(txn);
   if (!counts) return std::unexpected(counts.error());
   std::uint64_t room = options_.max_good_responses > counts->good ? options_.max_good_responses - counts->good : 0;
+  // Past kGoodResponsesMapShare the writer keeps the good set from growing: presigning more would only evict
+  // requested ones, scan after scan.
+  auto fill = store_.MapFill();
+  if (!fill) return std::unexpected(fill.error());
+  if (*fill >= store::kGoodResponsesMapShare) room = 0;
   if (issued_position_.size() <= index) issued_position_.resize(index + 1, 0);
   std::uint64_t& position = issued_position_[index];  // the next serial to look at
   Bytes serial;

@@ -1,6 +1,8 @@
 #include "responder/response_writer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "common/log.h"
 #include "common/thread_name.h"
@@ -131,6 +133,21 @@ void ResponseWriter::WriteBatch(std::deque<ResponseToStore>& responses, std::deq
   // The issuer records are few (keyed by id, not number): read them once per batch.
   auto issuers = store_.ListIssuers(txn->get());
   if (!issuers) return fail(issuers.error());
+  std::uint64_t keep_good = max_good_;
+  auto fill = store_.MapFill();
+  if (!fill) return fail(fill.error());
+  const bool held = *fill >= store::kGoodResponsesMapShare;
+  if (held) {
+    auto counts = store_.CountResponses(txn->get());
+    if (!counts) return fail(counts.error());
+    keep_good = std::min(keep_good, counts->good);
+    ++batch.held_by_map;
+  }
+  if (held != held_by_map_) {
+    held_by_map_ = held;
+    Log(held ? LogLevel::kWarning : LogLevel::kInfo, held ? "good_responses_held_by_map" : "good_responses_may_grow",
+        {{"map_fill", std::to_string(*fill)}, {"share", std::to_string(store::kGoodResponsesMapShare)}});
+  }
   for (const ResponseToStore& response : responses) {
     if (!StillTrue(txn->get(), *issuers, response)) {
       ++batch.stale;
@@ -149,13 +166,14 @@ void ResponseWriter::WriteBatch(std::deque<ResponseToStore>& responses, std::deq
       return fail(touched.error());
     }
   }
-  auto evicted = store_.EvictGoodResponses(*txn, max_good_);
+  auto evicted = store_.EvictGoodResponses(*txn, keep_good);
   if (!evicted) return fail(evicted.error());
   if (auto committed = txn->Commit(); !committed) return fail(committed.error());
   std::lock_guard lock(mutex_);
   stats_.written += batch.written;
   stats_.stale += batch.stale;
   stats_.evicted += *evicted;
+  stats_.held_by_map += batch.held_by_map;
   ++stats_.batches;
 }
 

@@ -2,7 +2,8 @@
 //
 // Signing threads (on-demand and presign) hand it responses; worker loops hand it "served again" touches. It
 // writes them in batches, one write transaction each, and evicts the least recently requested good responses
-// past the configured cap. Inside each transaction it checks every response against the store once more: an
+// past the configured cap, and past the count they had once the store's file reached kGoodResponsesMapShare of
+// the map (logged when that starts and ends). Inside each transaction it checks every response against the store once more: an
 // import may have committed between the signature and the write, and a response whose status the store no
 // longer holds is dropped, never written.
 // Thread safety: Enqueue* from any thread (a short mutex; worker loops call it only for the first hit of a
@@ -36,6 +37,7 @@ struct ResponseWriterStats {
   std::uint64_t evicted = 0;
   std::uint64_t batches = 0;
   std::uint64_t failures = 0;  // write transactions that failed (logged)
+  std::uint64_t held_by_map = 0;  // batches in which good responses could not grow: the map is filling
 };
 
 class ResponseWriter {
@@ -80,6 +82,7 @@ class ResponseWriter {
   std::uint64_t done_ = 0;
   bool stopping_ = false;
   ResponseWriterStats stats_;
+  bool held_by_map_ = false;  // the writer thread's own: whether the last batch found the map filling
   std::thread thread_;
 };
 

@@ -595,6 +595,16 @@ Result<std::uint64_t> Store::CountRevoked(MDB_txn* txn, std::uint32_t issuer_no)
   return count;
 }
 
+Result<double> Store::MapFill() const {
+  MDB_envinfo info{};
+  if (int rc = mdb_env_info(env_.get(), &info); rc != 0) return std::unexpected(LmdbError(rc, "mdb_env_info"));
+  MDB_stat stat{};
+  if (int rc = mdb_env_stat(env_.get(), &stat); rc != 0) return std::unexpected(LmdbError(rc, "mdb_env_stat"));
+  if (info.me_mapsize == 0) return 0.0;
+  return static_cast<double>((static_cast<std::uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize) /
+         static_cast<double>(info.me_mapsize);
+}
+
 Result<MapInfo> Store::GetMapInfo() const {
   MDB_envinfo info{};
   if (int rc = mdb_env_info(env_.get(), &info); rc != 0) return std::unexpected(LmdbError(rc, "mdb_env_info"));

@@ -209,6 +209,12 @@ struct StoredResponseCounts {
   std::uint64_t revoked = 0;
 };
 
+// Good responses are a cache of answers any request could have had signed. Once the store's file reaches this
+// share of the map, their number stops growing (each new one evicts the least recently requested), so that a
+// flood of never-seen serials cannot take the room an import's copy-on-write needs. Revoked responses are not
+// held back: sizing the map for them is the operator's (docs/configuration.md).
+inline constexpr double kGoodResponsesMapShare = 0.75;
+
 class Store;
 
 // Rewrites an issuer's entries by walking its key range once, in serial order, alongside the new entries:
@@ -326,6 +332,9 @@ class Store {
   [[nodiscard]] Result<std::uint64_t> CountRevoked(MDB_txn* txn, std::uint32_t issuer_no) const;
   // No transaction: reads the environment's header and reader table (a few microseconds, no lock held after).
   [[nodiscard]] Result<MapInfo> GetMapInfo() const;
+  // The share of the map the file has reached (its last page used; free pages inside count as used): cheap,
+  // for the writers of stored responses (kGoodResponsesMapShare).
+  [[nodiscard]] Result<double> MapFill() const;
 
   // Stored responses. GetResponse allocates nothing.
   [[nodiscard]] Result<std::optional<StoredResponse>> GetResponse(MDB_txn* txn, std::uint32_t issuer_no,

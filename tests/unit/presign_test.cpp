@@ -22,13 +22,14 @@ struct Fixture {
   TempDir dir;
   TestCa ca = TestCa::Create();
   FakeClock clock{SystemClock().Now()};
-  store::Store store = *store::Store::Open(dir.path() / "store", {});
+  store::Store store;
   std::shared_ptr<Snapshot> snapshot = std::make_shared<Snapshot>();
   const signer::Signer* signer = nullptr;
   ResponseWriter writer{store, 1000};
   int written = 0;
 
-  Fixture() {
+  explicit Fixture(std::size_t map_size_bytes = store::kDefaultMapSizeBytes)
+      : store(*store::Store::Open(dir.path() / "store", {.map_size_bytes = map_size_bytes})) {
     ca.Write(dir.path());
     REQUIRE(snapshot->issuers.Add(*store::IssuerIdentity::FromCertificate(ca.certificate.get())).has_value());
     auto loaded = signer::Signer::Load({dir.path() / "responder.pem", dir.path() / "responder.key"},
@@ -223,6 +224,52 @@ TEST_CASE("response writer: a response the store no longer supports is not writt
   CHECK_FALSE(f.Stored(0x11).has_value());
   CHECK_FALSE(f.Stored(0x99).has_value());
   CHECK(f.Stored(0x98).has_value());
+}
+
+TEST_CASE("response writer: once the map is three quarters full, good responses stop growing and imports still fit") {
+  // 2,048 pages of 4 KiB; a batch of 100 responses takes about 5% of it (a page each). Pages a transaction
+  // frees are LMDB's to reuse two transactions later, so the file goes on growing for a batch or two after
+  // the share is reached: with the production batch (1,024) a map of 64 MiB has room for that.
+  Fixture f(std::size_t{8} << 20);
+  ResponseWriter writer(f.store, 1'000'000);  // a cap far above what the map holds
+  const UnixSeconds now = f.clock.Now();
+  f.Import(ThreeRevoked(now));
+  auto good_count = [&] {
+    auto txn = f.store.BeginRead();
+    return f.store.CountResponses(txn->get())->good;
+  };
+  std::uint64_t count_when_held = 0;
+  std::uint64_t serial = 0x1000;
+  // A flood of never-seen serials, each answered good and handed to the writer: far more than the map holds.
+  for (int round = 0; round < 60; ++round) {
+    for (int i = 0; i < 100; ++i) {
+      ResponseToStore good;
+      good.issuer_no = f.IssuerNo();
+      good.serial = Serial(serial++);
+      good.info.status = store::StoredStatus::kGood;
+      good.info.this_update = now - 600;
+      good.info.next_update = now + 86400;
+      good.info.requested_hour = static_cast<std::uint32_t>(now / 3600);
+      good.der = Bytes(1500, 0x30);  // the size of an RSA-2048 response with its certificate
+      REQUIRE(writer.Enqueue(std::move(good)));
+    }
+    writer.Flush();
+    if (writer.stats().held_by_map > 0 && count_when_held == 0) count_when_held = good_count();
+  }
+  const ResponseWriterStats stats = writer.stats();
+  CHECK(stats.failures == 0);  // never MDB_MAP_FULL
+  CHECK(stats.held_by_map > 0);
+  REQUIRE(count_when_held > 0);
+  CHECK(good_count() <= count_when_held);  // the set stopped growing: the new ones replaced the oldest
+  CHECK(stats.evicted >= 6000 - count_when_held - 100);  // at most one batch past the count when held
+  CHECK(f.Stored(serial - 1).has_value());  // the latest are kept
+  CHECK(*f.store.MapFill() < 1.0);
+  // The import the room was kept for: a new CRL replacing the first commits.
+  CrlOptions next = ThreeRevoked(now);
+  next.number = 2;
+  next.revoked.push_back({Serial(0x13), now - 60, 1, std::nullopt});
+  f.Import(next);
+  CHECK_FALSE(f.Stored(0x13).has_value());
 }
 
 TEST_CASE("presign: a stored response serves only what the store states now") {
