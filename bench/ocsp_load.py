@@ -441,7 +441,7 @@ class PacedClient:
 
     RATE = 1000
 
-    def __init__(self, bin_dir, port, pki, seconds):
+    def __init__(self, bin_dir, port, pki, seconds, scheduling="normal"):
         self.process = None
         tool = os.path.join(bin_dir, "ocsp-load")
         if not os.access(tool, os.X_OK):
@@ -449,12 +449,12 @@ class PacedClient:
         self.process = subprocess.Popen(
             [tool, "--port", str(port), "--issuer", os.path.join(pki.dir, "ca.pem"), "--serials", "2",
              "--serial-base", str(0x1001), "--zipf", "0", "--rate", str(self.RATE), "--connections", "2",
-             "--duration", str(seconds), "--window", str(seconds)],
+             "--duration", str(seconds), "--window", str(seconds), "--scheduling", scheduling],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def finish(self):
         """Waits for the run's end; its summary: requests, success (%), p50 and p99 (ms), or "-"."""
-        missing = {"requests": "-", "success": "-", "p50": "-", "p99": "-"}
+        missing = {"requests": "-", "success": "-", "p50": "-", "p99": "-", "scheduling": "-"}
         if self.process is None:
             return missing
         out, err = self.process.communicate(timeout=120)
@@ -468,7 +468,8 @@ class PacedClient:
             requests * float(fields["trylater_pct"]) / 100)
         return {"requests": requests,
                 "success": f"{100.0 * (requests - failed) / requests:.1f}%" if requests else "-",
-                "p50": f"{float(fields['p50_ms']):.2f}", "p99": f"{float(fields['p99_ms']):.2f}"}
+                "p50": f"{float(fields['p50_ms']):.2f}", "p99": f"{float(fields['p99_ms']):.2f}",
+                "scheduling": fields.get("scheduling", "normal")}
 
 
 class LegitProcess:
@@ -715,6 +716,7 @@ def abuse(args):
     expected = {0x1001: GOOD, 0x1002: REVOKED}
     rows = []
     ok = True
+    stalls_before = machine_stalls(args.bin_dir)
     attacks = args.attacks.split(",") if args.attacks else ATTACKS
     # More idle connections than the open-file limit need more than one address past the per-address cap.
     fd_addresses = max(args.attacker_addresses, -(-(args.fd_limit + 200) // (PER_ADDRESS_CAP - 10)))
@@ -757,7 +759,7 @@ def abuse(args):
         if name in ("idle", "fd-exhaustion", "slowloris"):
             seconds = max(seconds, args.http_timeout + 5)
         client.start()
-        paced = PacedClient(args.bin_dir, responder.port, pki, seconds)
+        paced = PacedClient(args.bin_dir, responder.port, pki, seconds, args.paced_scheduling)
         attack_started = time.time()
         deadline = attack_started + seconds
         peak_fds = 0
@@ -797,6 +799,7 @@ def abuse(args):
             ok = False
             break
     responder.stop()
+    stalls_after = machine_stalls(args.bin_dir)
     print()
     print(f"| attack | s | legit requests | legit success | legit p50 ms | legit p99 ms | paced requests | "
           f"paced success | paced p50 ms | paced p99 ms | responder CPU s | "
@@ -812,7 +815,27 @@ def abuse(args):
         p = s["paced"]
         print(f"| {name} | {s['seconds']} | {s['requests']} | {s['success']:.1f}% | {s['p50']:.2f} | {s['p99']:.2f} | "
               f"{p['requests']} | {p['success']} | {p['p50']} | {p['p99']} | {s['cpu']:.1f} | {mib('RssAnon')} | {mib('RssFile')} | {fds} | {attack} |")
+    print()
+    print(f"paced client's scheduling: {', '.join(sorted({r[1]['paced']['scheduling'] for r in rows})) or '-'}")
+    print(f"machine stalls (stall-probe: a thread spinning on each core for 5 s) before the attacks: {stalls_before}")
+    print(f"  after: {stalls_after}")
     return 0 if ok else 1
+
+
+def machine_stalls(bin_dir):
+    """What the machine itself takes from a running thread, per core (bench/stall_probe.cpp): a floor under
+    every tail latency measured here."""
+    tool = os.path.join(bin_dir, "stall-probe")
+    if not os.access(tool, os.X_OK):
+        return f"(no stall-probe in {bin_dir})"
+    run = subprocess.run([tool, "--seconds", "5"], capture_output=True, text=True)
+    parts = []
+    for line in run.stdout.splitlines():
+        v = dict(item.split("=", 1) for item in line.split())
+        parts.append(f"cpu{v['cpu']} {v['lost_pct']}% lost in {v['stalls']} stalls over {v['threshold_us']} us "
+                     f"({v['stalls_over_1ms']} over 1 ms), longest {v['longest_ms']} ms")
+    parts += [line for line in run.stderr.splitlines() if line]
+    return "; ".join(parts) or "-"
 
 
 # --- soak --------------------------------------------------------------------------------------------------
@@ -1007,6 +1030,8 @@ def main():
                              "client from 127.0.0.1); fd-exhaustion uses as many as it needs past the "
                              "per-address cap")
     parser.add_argument("--unknown-serials", type=int, default=1_000_000)
+    parser.add_argument("--paced-scheduling", choices=["normal", "short-slice", "realtime"], default="realtime",
+                        help="abuse: the paced client's scheduling (ocsp-load --scheduling)")
     parser.add_argument("--attacker-priority", choices=["idle", "normal"], default="idle",
                         help="abuse: the attackers' CPU scheduling (idle: SCHED_IDLE, they use the CPU the "
                              "responder and the legitimate client leave; normal: they compete with both)")
