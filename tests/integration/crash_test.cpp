@@ -264,17 +264,28 @@ responder_key = "responder.key"
     ++number;
     const std::string file = "crl-" + std::to_string(number) + ".der";
     WriteFile(dir.path() / file, ToDer(ca.Crl(Content(target == 'A', number)).get()));
-    // Up to 1.2 times an uninterrupted import, so that some imports finish before the kill.
-    const auto delay = std::chrono::microseconds(random() % static_cast<unsigned>(full.count() * 6 / 5 + 1));
+    // Up to 1.2 times an uninterrupted import, so that some imports finish before the kill. Every tenth import
+    // is let finish (then the kill finds nothing): on a machine busier than during the timed probe, imports can
+    // take more than 1.2 times as long, and the random kills alone might then never leave the new CRL.
+    const bool let_finish = attempt % 10 == 9;
+    auto delay = std::chrono::microseconds(random() % static_cast<unsigned>(full.count() * 6 / 5 + 1));
     Background importer(import(store, file), dir.path() / "import.log");
-    std::this_thread::sleep_for(delay);
+    if (let_finish) {
+      const auto started_import = std::chrono::steady_clock::now();
+      while (importer.Running() && std::chrono::steady_clock::now() - started_import < std::chrono::seconds(60)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      delay = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_import);
+    } else {
+      std::this_thread::sleep_for(delay);
+    }
     importer.Kill();
     attempted[number] = target;
     std::string held_text;
     const char held = StoreContent(store, ca.certificate.get(), held_text);
     const long held_number = std::stol(held_text);
-    INFO("attempt " << attempt << " killed after " << delay.count() << " us, importing " << target << " as CRL "
-                    << number);
+    INFO("attempt " << attempt << (let_finish ? " let finish after " : " killed after ") << delay.count()
+                    << " us, importing " << target << " as CRL " << number);
     // A kill after LMDB wrote the new meta page but before it published the transaction id leaves the import
     // committed yet invisible: readers keep the old CRL until the next writer, recovering the dead one's
     // mutex, publishes it (mdb_mutex_failed). So an earlier attempt's CRL may surface one attempt late; it is
