@@ -3,9 +3,9 @@
 // Signing threads (on-demand and presign) hand it responses; worker loops hand it "served again" touches. It
 // writes them in batches, one write transaction each, and evicts the least recently requested good responses
 // past the configured cap, and past the count they had once the store's file reached kGoodResponsesMapShare of
-// the map (logged when that starts and ends). Inside each transaction it checks every response against the store once more: an
-// import may have committed between the signature and the write, and a response whose status the store no
-// longer holds is dropped, never written.
+// the map (logged when that starts and ends). Inside each transaction it checks every response against the
+// store once more: an import may have committed between the signature and the write, and a response whose
+// status the store no longer holds is dropped, never written.
 // Thread safety: Enqueue* from any thread (a short mutex; worker loops call it only for the first hit of a
 // response in an hour); Stop from one thread.
 #pragma once

@@ -229,7 +229,8 @@ TEST_CASE("response writer: a response the store no longer supports is not writt
 TEST_CASE("response writer: once the map is three quarters full, good responses stop growing and imports still fit") {
   // 2,048 pages of 4 KiB; a batch of 100 responses takes about 5% of it (a page each). Pages a transaction
   // frees are LMDB's to reuse two transactions later, so the file goes on growing for a batch or two after
-  // the share is reached: with the production batch (1,024) a map of 64 MiB has room for that.
+  // the share is reached: with the production batch (up to 1,024 responses, ~4 MiB) the last quarter of a
+  // map of 64 MiB or more has room for that.
   Fixture f(std::size_t{8} << 20);
   ResponseWriter writer(f.store, 1'000'000);  // a cap far above what the map holds
   const UnixSeconds now = f.clock.Now();
