@@ -59,6 +59,16 @@ int ExpectedStatus(std::uint64_t serial) {
   return serial == 0x1002 || serial == 0x1003 ? V_OCSP_CERTSTATUS_REVOKED : V_OCSP_CERTSTATUS_GOOD;
 }
 
+// `response` is a 200 whose one answer verifies against `signer` and carries `status`.
+void ExpectVerifiedStatus(const Result<HttpResponse>& response, const X509* signer, int status) {
+  REQUIRE(response);
+  REQUIRE(response->status == 200);
+  auto checked = CheckOcspResponse(AsBytes(response->body), signer);
+  REQUIRE(checked);
+  REQUIRE(checked->answers.size() == 1);
+  CHECK(checked->answers[0].status == status);
+}
+
 }  // namespace
 
 TEST_CASE("signing pool: past max_pending jobs TrySubmit refuses at once, and Stop runs what was queued") {
@@ -321,13 +331,7 @@ TEST_CASE("server: with connection_steering = cpu each worker is pinned to its o
     CAPTURE(cpu);
     std::thread([&] {
       REQUIRE(responder::PinThisThreadTo(cpu));
-      auto response = PostOcsp(responder.port(), responder.Request(0x1002));
-      REQUIRE(response);
-      REQUIRE(response->status == 200);
-      auto checked = CheckOcspResponse(AsBytes(response->body), signer);
-      REQUIRE(checked);
-      REQUIRE(checked->answers.size() == 1);
-      CHECK(checked->answers[0].status == V_OCSP_CERTSTATUS_REVOKED);
+      ExpectVerifiedStatus(PostOcsp(responder.port(), responder.Request(0x1002)), signer, V_OCSP_CERTSTATUS_REVOKED);
     }).join();
   }
 }
@@ -403,13 +407,7 @@ namespace {
 
 // One request on `connection`; its answer must verify and carry `status`.
 void ExpectAnswer(HttpConnection& connection, const std::string& request, const X509* signer, int status) {
-  auto response = connection.RoundTrip(request, 5000ms);
-  REQUIRE(response);
-  REQUIRE(response->status == 200);
-  auto checked = CheckOcspResponse(AsBytes(response->body), signer);
-  REQUIRE(checked);
-  REQUIRE(checked->answers.size() == 1);
-  CHECK(checked->answers[0].status == status);
+  ExpectVerifiedStatus(connection.RoundTrip(request, 5000ms), signer, status);
 }
 
 // `count` keep-alive connections, each made and asked `request` once from a thread pinned to `cpu` (if any).
