@@ -16,10 +16,11 @@ namespace ocsp::store {
 namespace {
 
 // On-disk layout (docs/store-format.md). All integers big-endian. Records keep the version byte of the
-// format that introduced their layout: 2 for most, 3 for stored responses, 4 for fingerprinted entries.
+// format that introduced their layout: 2 for most, 3 for stored responses, 4 and 5 for fingerprinted
+// entries; format-6 entries have none (their size tells them apart).
 constexpr std::uint8_t kRecordVersion = 2;
 constexpr std::uint8_t kEntryRecordVersionV4 = 4;
-constexpr std::uint8_t kEntryRecordVersion = 5;
+constexpr std::uint8_t kEntryRecordVersionV5 = 5;
 constexpr std::string_view kFormatKey = "format_version";
 constexpr std::string_view kFingerprintKeyKey = "entry_fingerprint_key";
 constexpr std::string_view kNextIssuerNoKey = "next_issuer_no";
@@ -34,13 +35,26 @@ static_assert(kCrlSummarySize == 90);
 constexpr std::size_t kCoverageSize = 4 + 4 + 1 + 1 + 8 + 8 + 8;
 constexpr std::size_t kIssuerHeaderSize = 1 + 4 + 4 + 4 + 1 + 8 + kCoverageSize;
 static_assert(kIssuerHeaderSize == 56);
-// Entry: version u8, flags u8, reason u8, reserved u8, revocation u32, invalidity u32, partition_no u32,
-// fingerprint u32. Format 4 wrote a u64 fingerprint (24 bytes, version 4), format 3 none (16 bytes, version
-// 2); all three are read.
-constexpr std::size_t kEntrySize = 20;
+// Entry (format 6): a flags octet, then revocation u32, invalidity u32 (only with bit 6), partition_no u16
+// (u32 with bit 4), fingerprint u32. Flags: bit 7 has a reason, bit 6 has an invalidity date, bit 5 hold
+// kept, bit 4 wide partition number, bits 0-3 the reason code. 11 octets for a JPKI entry (reason, no
+// invalidity date, fewer than 65,536 partitions), 13, 15 or 17 otherwise: always odd, so never the size of
+// an older record. Format 5 wrote 20 octets (version 5, flags, reason, reserved, revocation, invalidity,
+// partition_no u32, fingerprint u32), format 4 a u64 fingerprint (24 octets, version 4), format 3 none (16
+// octets, version 2); all four are read.
+constexpr std::size_t kEntrySizeMin = 1 + 4 + 2 + 4;
+constexpr std::size_t kEntrySizeMax = kEntrySizeMin + 4 + 2;
+constexpr std::size_t kEntrySizeV5 = 20;
 constexpr std::size_t kEntrySizeV4 = 24;
 constexpr std::size_t kEntrySizeV3 = 16;
-static_assert(kEntrySize == kEntrySizeV3 + 4 && kEntrySizeV4 == kEntrySizeV3 + 8);
+static_assert(kEntrySizeMin == 11 && kEntrySizeMax == 17);
+static_assert(kEntrySizeV5 == kEntrySizeV3 + 4 && kEntrySizeV4 == kEntrySizeV3 + 8);
+constexpr std::uint8_t kEntryFlagReason = 0x80;
+constexpr std::uint8_t kEntryFlagInvalidity = 0x40;
+constexpr std::uint8_t kEntryFlagHoldKept = 0x20;
+constexpr std::uint8_t kEntryFlagWidePartition = 0x10;
+constexpr std::uint8_t kEntryReasonMask = 0x0f;
+static_assert(static_cast<std::uint8_t>(Reason::kAaCompromise) <= kEntryReasonMask);
 // Entry key: issuer_no u32, serial length u8, serial: numeric order is key order.
 constexpr std::size_t kMaxEntryKeySize = 4 + 1 + kMaxSerialBytes;
 // History record: version u8, partition_no u32, kind u8 (0 base, 1 delta), summary.
@@ -50,6 +64,7 @@ constexpr std::uint8_t kIssuerPinned = 0x01;
 constexpr std::uint8_t kIssuerCompromised = 0x02;
 constexpr std::uint8_t kCoverageHasNext = 0x01;
 constexpr std::uint8_t kCrlHasNextUpdate = 0x01;
+// Flags of format 3-5 entry records (octet 1).
 constexpr std::uint8_t kEntryHasReason = 0x01;
 constexpr std::uint8_t kEntryHasInvalidity = 0x02;
 constexpr std::uint8_t kEntryHoldKept = 0x04;
@@ -129,44 +144,89 @@ std::uint32_t StoredFingerprint(std::uint64_t fingerprint) {
   return low == 0 ? 1 : low;
 }
 
-std::array<std::uint8_t, kEntrySize> EncodeEntry(const RevokedEntry& entry, std::uint64_t fingerprint) {
-  std::array<std::uint8_t, kEntrySize> out{};
-  out[0] = kEntryRecordVersion;
-  std::uint8_t flags = 0;
-  if (entry.reason) flags |= kEntryHasReason;
-  if (entry.invalidity_date) flags |= kEntryHasInvalidity;
-  if (entry.hold_kept) flags |= kEntryHoldKept;
-  out[1] = flags;
-  out[2] = entry.reason ? static_cast<std::uint8_t>(*entry.reason) : 0;
-  auto put32 = [&](std::size_t at, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) out[at + i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
+// An entry record as written: at most kEntrySizeMax octets, on the stack.
+struct EncodedEntry {
+  std::array<std::uint8_t, kEntrySizeMax> bytes{};
+  std::size_t size = 0;
+  [[nodiscard]] MDB_val val() const { return MDB_val{size, const_cast<std::uint8_t*>(bytes.data())}; }
+};
+
+EncodedEntry EncodeEntry(const RevokedEntry& entry, std::uint64_t fingerprint) {
+  EncodedEntry out;
+  auto put32 = [&](std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.bytes[out.size++] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
   };
+  const bool wide = entry.partition_no > 0xffff;
+  std::uint8_t flags = 0;
+  if (entry.reason) flags = static_cast<std::uint8_t>(kEntryFlagReason | (static_cast<std::uint8_t>(*entry.reason) & kEntryReasonMask));
+  if (entry.invalidity_date) flags |= kEntryFlagInvalidity;
+  if (entry.hold_kept) flags |= kEntryFlagHoldKept;
+  if (wide) flags |= kEntryFlagWidePartition;
+  out.bytes[out.size++] = flags;
   // Unsigned 32-bit seconds cover 1970-2106: every X.509 time a live JPKI certificate can carry.
-  put32(4, static_cast<std::uint32_t>(std::clamp<UnixSeconds>(entry.revocation_time, 0, 0xffffffffLL)));
-  put32(8, static_cast<std::uint32_t>(std::clamp<UnixSeconds>(entry.invalidity_date.value_or(0), 0, 0xffffffffLL)));
-  put32(12, entry.partition_no);
-  put32(16, StoredFingerprint(fingerprint));
+  put32(static_cast<std::uint32_t>(std::clamp<UnixSeconds>(entry.revocation_time, 0, 0xffffffffLL)));
+  if (entry.invalidity_date) put32(static_cast<std::uint32_t>(std::clamp<UnixSeconds>(*entry.invalidity_date, 0, 0xffffffffLL)));
+  if (wide) {
+    put32(entry.partition_no);
+  } else {
+    out.bytes[out.size++] = static_cast<std::uint8_t>(entry.partition_no >> 8);
+    out.bytes[out.size++] = static_cast<std::uint8_t>(entry.partition_no);
+  }
+  put32(StoredFingerprint(fingerprint));
   return out;
 }
 
-// The stored fingerprint of an entry record DecodeEntry accepted (0 for a format-3 record).
-std::uint32_t EntryFingerprintOf(ByteView value) {
-  if (value.size() == kEntrySize) return ReadU32(value.data() + kEntrySizeV3);
-  if (value.size() == kEntrySizeV4) return StoredFingerprint(ReadU64(value.data() + kEntrySizeV3));
-  return 0;
+// The size a format-6 record with these flags has.
+constexpr std::size_t CompactEntrySize(std::uint8_t flags) {
+  return kEntrySizeMin + ((flags & kEntryFlagInvalidity) ? 4 : 0) + ((flags & kEntryFlagWidePartition) ? 2 : 0);
 }
 
-// An entry record of format 5, 4 or 3.
+// An entry record of format 6, 5, 4 or 3.
 bool KnownEntryRecord(ByteView value) {
-  return (value.size() == kEntrySize && value[0] == kEntryRecordVersion) ||
+  if (value.size() % 2 == 1) return value.size() >= kEntrySizeMin && value.size() == CompactEntrySize(value[0]);
+  return (value.size() == kEntrySizeV5 && value[0] == kEntryRecordVersionV5) ||
          (value.size() == kEntrySizeV4 && value[0] == kEntryRecordVersionV4) ||
          (value.size() == kEntrySizeV3 && value[0] == kRecordVersion);
 }
+
+// What a re-import's walk compares of a record KnownEntryRecord accepted, read without decoding the rest.
+struct EntryHeader {
+  std::uint32_t partition_no = 0;
+  bool hold_kept = false;
+  std::uint32_t fingerprint = 0;  // as stored (0 for a format-3 record)
+};
+
+EntryHeader ReadEntryHeader(ByteView value) {
+  const std::uint8_t* in = value.data();
+  if (value.size() % 2 == 1) {
+    const std::uint8_t flags = in[0];
+    const std::uint8_t* partition = in + 5 + ((flags & kEntryFlagInvalidity) ? 4 : 0);
+    return {(flags & kEntryFlagWidePartition) ? ReadU32(partition) : (std::uint32_t{partition[0]} << 8 | partition[1]),
+            (flags & kEntryFlagHoldKept) != 0, ReadU32(in + value.size() - 4)};
+  }
+  std::uint32_t fingerprint = 0;
+  if (value.size() == kEntrySizeV5) fingerprint = ReadU32(in + kEntrySizeV3);
+  if (value.size() == kEntrySizeV4) fingerprint = StoredFingerprint(ReadU64(in + kEntrySizeV3));
+  return {ReadU32(in + 12), (in[1] & kEntryHoldKept) != 0, fingerprint};
+}
+
+// The stored fingerprint of an entry record KnownEntryRecord accepted (0 for a format-3 record).
+std::uint32_t EntryFingerprintOf(ByteView value) { return ReadEntryHeader(value).fingerprint; }
 
 Result<RevokedEntry> DecodeEntry(ByteView value) {
   if (!KnownEntryRecord(value)) return Fail(ErrorCode::kStore, "entry record of an unknown version or size");
   const std::uint8_t* in = value.data();
   RevokedEntry entry;
+  if (value.size() % 2 == 1) {
+    const std::uint8_t flags = in[0];
+    if (flags & kEntryFlagReason) entry.reason = static_cast<Reason>(flags & kEntryReasonMask);
+    entry.revocation_time = ReadU32(in + 1);
+    if (flags & kEntryFlagInvalidity) entry.invalidity_date = ReadU32(in + 5);
+    const EntryHeader header = ReadEntryHeader(value);
+    entry.partition_no = header.partition_no;
+    entry.hold_kept = header.hold_kept;
+    return entry;
+  }
   const std::uint8_t flags = in[1];
   if (flags & kEntryHasReason) entry.reason = static_cast<Reason>(in[2]);
   entry.revocation_time = ReadU32(in + 4);
@@ -415,16 +475,17 @@ Result<Store> Store::Open(const std::filesystem::path& directory, const StoreOpt
     Bytes value;
     AppendU32(value, kFormatVersion);
     if (auto put = Put(raw, *meta, AsBytes(kFormatKey), value); !put) return std::unexpected(put.error());
-  } else if (!options.read_only && (found == 2 || found == 3 || found == 4)) {
+  } else if (!options.read_only && (found == 2 || found == 3 || found == 4 || found == 5)) {
     // Version 3 added the stored-response databases, version 4 a fingerprint to each entry record (format-3
     // entries are read as they are and get one when an import next writes them), version 5 shortened it to
-    // 32 bits (format-4 entries are read as they are; their fingerprints still match). The new number makes
-    // older builds, which would not drop stored responses or read the other entry sizes, refuse the store.
+    // 32 bits, version 6 packs entry records into 11 octets instead of 20 (older entries are read as they
+    // are; their fingerprints still match, so a re-import does not rewrite them). The new number makes older
+    // builds, which would not read the newer entry records, refuse the store.
     Bytes value;
     AppendU32(value, kFormatVersion);
     if (auto put = Put(raw, *meta, AsBytes(kFormatKey), value); !put) return std::unexpected(put.error());
-  } else if (!(found == kFormatVersion || (options.read_only && (found == 3 || found == 4)))) {
-    // A reader also takes versions 3 and 4: their records are a subset of version 5's.
+  } else if (!(found == kFormatVersion || (options.read_only && (found == 3 || found == 4 || found == 5)))) {
+    // A reader also takes versions 3 to 5: their records are a subset of version 6's.
     const std::string text = found != 0 ? std::to_string(found) : "?";
     return Fail(ErrorCode::kStore, "store at " + directory.string() + " has format version " + text +
                                        "; this build reads version " + std::to_string(kFormatVersion));
@@ -855,9 +916,10 @@ Result<void> EntryMerge::AdvanceOld(int op) {
   }
   old_record_ = record;
   old_decoded_ = false;
-  old_partition_no_ = ReadU32(record.data() + 12);
-  old_hold_kept_ = (record[1] & kEntryHoldKept) != 0;
-  old_fingerprint_ = EntryFingerprintOf(record);
+  const EntryHeader header = ReadEntryHeader(record);
+  old_partition_no_ = header.partition_no;
+  old_hold_kept_ = header.hold_kept;
+  old_fingerprint_ = header.fingerprint;
   old_valid_ = true;
   return {};
 }
@@ -877,11 +939,11 @@ Result<void> EntryMerge::KeepHold() {
   if (!old_entry_.hold_kept) {
     RevokedEntry kept = old_entry_;
     kept.hold_kept = true;
-    const auto encoded = EncodeEntry(kept, old_fingerprint_);
+    const EncodedEntry encoded = EncodeEntry(kept, old_fingerprint_);
     MDB_val key{};
     MDB_val value{};
     mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
-    MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+    MDB_val new_value = encoded.val();
     if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
       return std::unexpected(LmdbError(rc, "keeping a certificateHold"));
     }
@@ -956,11 +1018,11 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry, std::ui
     if (!same_status) {
       if (auto dropped = DropStoredResponses(serial); !dropped) return dropped;
     }
-    const auto encoded = EncodeEntry(entry, fingerprint);
+    const EncodedEntry encoded = EncodeEntry(entry, fingerprint);
     MDB_val key{};
     MDB_val value{};
     mdb_cursor_get(cursor_.get(), &key, &value, MDB_GET_CURRENT);
-    MDB_val new_value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+    MDB_val new_value = encoded.val();
     if (int rc = mdb_cursor_put(cursor_.get(), &key, &new_value, MDB_CURRENT); rc != 0) {
       return std::unexpected(LmdbError(rc, "updating an entry"));
     }
@@ -973,16 +1035,16 @@ Result<void> EntryMerge::Add(ByteView serial, const RevokedEntry& entry, std::ui
   if (!MakeEntryKey(issuer_no_, serial, key_bytes)) {
     return Fail(ErrorCode::kInvalidArgument, "serial 0x" + ToHex(serial) + " cannot be stored");
   }
-  const auto encoded = EncodeEntry(entry, fingerprint);
+  const EncodedEntry encoded = EncodeEntry(entry, fingerprint);
   MDB_val key = ToVal(key_bytes.view());
-  MDB_val value{encoded.size(), const_cast<std::uint8_t*>(encoded.data())};
+  MDB_val value = encoded.val();
   const unsigned flags = (appending_ && !old_valid_) ? MDB_APPEND : 0u;
   if (int rc = mdb_cursor_put(cursor_.get(), &key, &value, flags); rc != 0) {
     return std::unexpected(LmdbError(rc, "writing an entry"));
   }
   ++counts_.added;
   if (flags == MDB_APPEND) {
-    if (auto spaced = LeaveRoom(key_bytes.view(), encoded.size()); !spaced) return spaced;
+    if (auto spaced = LeaveRoom(key_bytes.view(), encoded.size); !spaced) return spaced;
   }
   // The cursor now sits on the new key; the old entry we compared against is the next one.
   if (old_valid_) return AdvanceOld(MDB_NEXT);

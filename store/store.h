@@ -40,7 +40,7 @@
 
 namespace ocsp::store {
 
-inline constexpr std::uint32_t kFormatVersion = 5;
+inline constexpr std::uint32_t kFormatVersion = 6;
 inline constexpr std::size_t kMaxSerialBytes = 20;  // RFC 5280 4.1.2.2
 inline constexpr std::size_t kMaxCrlNumberBytes = 20;
 

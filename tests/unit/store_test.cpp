@@ -89,6 +89,47 @@ TEST_CASE("store: a merge writes new entries and answers lookups with every fiel
   CHECK_FALSE(f.Lookup(0x1001).has_value());
 }
 
+TEST_CASE("store: an entry record is 11 octets for a JPKI entry and reads back whole in every combination") {
+  Fixture f;
+  std::vector<std::pair<std::uint64_t, RevokedEntry>> written;
+  std::vector<std::size_t> sizes;
+  std::uint64_t serial = 0x100;
+  for (std::optional<Reason> reason : {std::optional<Reason>(), std::optional(Reason::kKeyCompromise), std::optional(Reason::kAaCompromise)}) {
+    for (std::optional<UnixSeconds> invalidity : {std::optional<UnixSeconds>(), std::optional<UnixSeconds>(1'650'000'001)}) {
+      for (bool hold_kept : {false, true}) {
+        for (std::uint32_t partition : {1u, 0xffffu, 0x10000u, 0x7fff'fffeu}) {
+          written.emplace_back(serial++, RevokedEntry{1'699'000'123, reason, invalidity, partition, hold_kept});
+          sizes.push_back(11 + (invalidity ? 4 : 0) + (partition > 0xffff ? 2 : 0));
+        }
+      }
+    }
+  }
+  f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true}, written);
+  auto txn = f.store.BeginRead();
+  REQUIRE(txn.has_value());
+  MDB_dbi entries = 0;
+  REQUIRE(mdb_dbi_open(txn->get(), "entries", 0, &entries) == 0);
+  const auto state = *f.store.GetIssuerState(txn->get(), f.identity.id);
+  REQUIRE(state.has_value());
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    const auto& [number, entry] = written[i];
+    CAPTURE(number);
+    auto read = f.store.GetRevoked(txn->get(), state->issuer_no, Serial(number));
+    REQUIRE(read.has_value());
+    REQUIRE(read->has_value());
+    CHECK(**read == entry);
+    CHECK((*read)->hold_kept == entry.hold_kept);
+    Bytes key{0, 0, 0, 0, 2};
+    for (int b = 0; b < 4; ++b) key[b] = static_cast<std::uint8_t>(state->issuer_no >> (24 - 8 * b));
+    key.push_back(static_cast<std::uint8_t>(number >> 8));
+    key.push_back(static_cast<std::uint8_t>(number));
+    auto record = Get(txn->get(), entries, key);
+    REQUIRE(record.has_value());
+    REQUIRE(record->has_value());
+    CHECK((*record)->size() == sizes[i]);
+  }
+}
+
 TEST_CASE("store: replacing a partition writes only the differences and leaves other partitions alone") {
   Fixture f;
   f.Merge(EntryMerge::Mode::kReplacePartitions, {false, true, true},
@@ -545,6 +586,64 @@ TEST_CASE("store: a version-4 store is upgraded in place, and its 64-bit fingerp
   REQUIRE(record.has_value());
   REQUIRE(record->has_value());
   CHECK((*record)->size() == 24);  // skipped, so not rewritten
+}
+
+TEST_CASE("store: a version-5 store is upgraded in place: its 20-octet entries read, match and stay, and changed ones shrink") {
+  TempDir dir;
+  const Bytes kept_key{0, 0, 0, 1, 1, 0x05};     // issuer 1, serial 5
+  const Bytes changed_key{0, 0, 0, 1, 1, 0x06};  // issuer 1, serial 6
+  {
+    // A version-5 store with two 20-byte entry records (record version 5, u32 fingerprint), as the previous release wrote them.
+    auto env = Environment::Open(dir.path(), {});
+    REQUIRE(env.has_value());
+    auto [txn, meta, entries] = BeginOldStore(env->get(), 5);
+    REQUIRE(Put(txn, meta, AsBytes("entry_fingerprint_key"), Bytes(16, 7)).has_value());
+    REQUIRE(Put(txn, entries, kept_key, Bytes{5, 0x01, 4, 0, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x99})
+                .has_value());
+    REQUIRE(Put(txn, entries, changed_key, Bytes{5, 0x01, 4, 0, 0x65, 0x53, 0xf1, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x98})
+                .has_value());
+    REQUIRE(mdb_txn_commit(txn) == 0);
+  }
+  // A reader takes version 5 as it is.
+  { CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value()); }
+  {
+    auto store = Store::Open(dir.path(), {});
+    REQUIRE(store.has_value());
+    auto txn = store->BeginWrite();
+    CheckOldEntry(*store, txn->get());
+    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0x99);
+    auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
+    CHECK(*merge->SkipIfUnchanged(Serial(5), 0x99, 1));  // the same CRL entry as before the upgrade
+    CHECK_FALSE(*merge->SkipIfUnchanged(Serial(6), 0x97, 1));
+    REQUIRE(merge->Add(Serial(6), RevokedEntry{0x6553f100, Reason::kKeyCompromise, std::nullopt, 1, false}, 0x97).has_value());
+    auto counts = merge->Finish();
+    REQUIRE(counts.has_value());
+    CHECK(counts->unchanged == 1);
+    CHECK(counts->changed == 1);
+    CHECK((*store->GetRevoked(txn->get(), 1, Serial(6)))->reason == Reason::kKeyCompromise);
+    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(6)) == 0x97);
+    REQUIRE(txn->Commit().has_value());
+  }
+  auto env = Environment::Open(dir.path(), {});
+  REQUIRE(env.has_value());
+  auto txn = ReadTxn::Begin(env->get());
+  REQUIRE(txn.has_value());
+  MDB_dbi meta = 0;
+  MDB_dbi entries = 0;
+  REQUIRE(mdb_dbi_open(txn->get(), "meta", 0, &meta) == 0);
+  REQUIRE(mdb_dbi_open(txn->get(), "entries", 0, &entries) == 0);
+  auto version = Get(txn->get(), meta, AsBytes("format_version"));
+  REQUIRE(version.has_value());
+  REQUIRE(version->has_value());
+  CHECK(ReadU32((*version)->data()) == kFormatVersion);
+  auto kept = Get(txn->get(), entries, kept_key);
+  REQUIRE(kept.has_value());
+  REQUIRE(kept->has_value());
+  CHECK((*kept)->size() == 20);  // skipped, so not rewritten
+  auto changed = Get(txn->get(), entries, changed_key);
+  REQUIRE(changed.has_value());
+  REQUIRE(changed->has_value());
+  CHECK((*changed)->size() == 11);  // rewritten in this format
 }
 
 TEST_CASE("store: a bulk-loaded issuer's entries are exactly its serials, with room left in its leaf pages") {
