@@ -147,7 +147,7 @@ struct RevokedEntry {
 bool SerialLess(ByteView a, ByteView b);
 
 // A keyed 64-bit fingerprint (SipHash-2-4) of a CRL entry's DER bytes; the entry record keeps its low 32 bits
-// (format 5; format 4 kept all 64, and those records still match). Unchanged CRL entries are byte-identical
+// (formats 5 and 6; format 4 kept all 64, and those records still match). Unchanged CRL entries are byte-identical
 // from one day to the next, so a re-import that finds the same serial with the same fingerprint (and the same
 // partition, and no kept hold) knows the entry is unchanged without decoding it or touching its record. The
 // key is random per store (meta `entry_fingerprint_key`), so nobody can build two entries that collide; a
