@@ -1131,6 +1131,21 @@ Result<store::EntryMerge::Counts> MergeFilesInRanges(store::Store& store, store:
   return merge->Finish();
 }
 
+// Once an import has parsed and hashed its CRL files, and the archive has read them, nothing reads them again:
+// their pages leave the page cache before the commit, which then takes pages the kernel has just freed for the
+// store's file instead of fresh ones. On this VM that made the commit's copy of a 10M set's 310 MB of dirty
+// pages into the page cache 0.09 s instead of 0.51 s (perf, one run each in the same sequence), and the set
+// 2.47-3.29 s instead of 3.29-3.91 s (six interleaved pairs, either order; the single file did not move:
+// 2.80-3.32 s against 2.71-2.94 s). On the appliance the store, not yesterday's CRLs, is what the responder
+// wants in memory. Pages still mapped (a PEM file's, the last stretch a walk kept) stay: the kernel skips them.
+void LeavePageCache(const std::vector<PreparedFile>& files, std::size_t archived) {
+  for (std::size_t i = 0; i < files.size() && i < archived; ++i) {
+    if (!files[i].hash_done) continue;  // its hasher may still need it
+    FileDescriptor descriptor(::open(files[i].input.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (descriptor) ::posix_fadvise(descriptor.get(), 0, 0, POSIX_FADV_DONTNEED);  // advice: failure changes nothing
+  }
+}
+
 void AppendHistory(const std::filesystem::path& directory, const std::vector<HistoryRecord>& records) {
   std::error_code ignored;
   std::filesystem::create_directories(directory, ignored);
@@ -1203,12 +1218,14 @@ std::filesystem::path ArchiveName(const std::filesystem::path& directory, const 
 // the history says which), else they are computed here. False when the archive could not be written whole.
 template <typename Sink>
 bool WriteTar(Sink& out, const std::vector<std::filesystem::path>& paths, UnixSeconds now,
-              const std::atomic<bool>* stop, DigestBoard* digests = nullptr) {
+              const std::atomic<bool>* stop, DigestBoard* digests = nullptr,
+              std::atomic<std::size_t>* files_read = nullptr) {
   static constexpr std::array<char, 512> kZeros{};
   for (std::size_t index = 0; index < paths.size(); ++index) {
     const std::filesystem::path& path = paths[index];
     if (stop != nullptr && stop->load(std::memory_order_relaxed)) return false;
     auto data = ReadFile(path);
+    if (files_read != nullptr) files_read->store(index + 1, std::memory_order_release);
     if (!data) {
       Log(LogLevel::kWarning, "archive_failed", {{"file", path.string()}, {"error", data.error().message}});
       continue;
@@ -1360,9 +1377,10 @@ class BackgroundArchive {
       pthread_setname_np(pthread_self(), "import-archive");
       if (paths_.size() == 1) {
         ok_ = CopyFile(paths_.front(), temporary_, stop_);
+        files_read_.store(1, std::memory_order_release);
       } else {
         DirectWriter out(temporary_);
-        ok_ = WriteTar(out, paths_, now_, &stop_, &digests_) && out.Finish();
+        ok_ = WriteTar(out, paths_, now_, &stop_, &digests_, &files_read_) && out.Finish();
       }
     });
   }
@@ -1376,6 +1394,10 @@ class BackgroundArchive {
 
   // Where the import publishes its files' digests, in call order (see DigestBoard).
   DigestBoard* digests() { return &digests_; }
+  // How many of the call's files, from the first, the archive will not read again (all when not archiving).
+  [[nodiscard]] std::size_t files_read() const {
+    return thread_.joinable() ? files_read_.load(std::memory_order_acquire) : std::numeric_limits<std::size_t>::max();
+  }
 
   // After the commit: the files imported, in call order. When they are all the call's files the background
   // copy is renamed into place; otherwise it is dropped and the imported ones are archived here.
@@ -1423,6 +1445,7 @@ class BackgroundArchive {
   std::filesystem::path temporary_;
   std::atomic<bool> stop_{false};
   bool ok_ = false;  // written by the thread, read after join
+  std::atomic<std::size_t> files_read_{0};
   DigestBoard digests_;
   std::thread thread_;
 };
@@ -1750,6 +1773,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
     }
     const bool changed_anything = std::any_of(files.begin(), files.end(), [](const PreparedFile& f) { return !f.unchanged; });
     if (changed_anything) {
+      LeavePageCache(files, archive.files_read());
       if (auto committed = txn->Commit(); !committed) return std::unexpected(committed.error());
     }  // else: the transaction aborts and the data file is untouched
 
