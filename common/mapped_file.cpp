@@ -51,7 +51,8 @@ MappedFile::~MappedFile() {
 
 void MappedFile::Release(std::size_t offset) {
   static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  const std::size_t end = std::min(offset, size_) / page * page;
+  // The whole file lets its last, partial page go too: the mapping covers it whole.
+  const std::size_t end = offset >= size_ ? (size_ + page - 1) / page * page : offset / page * page;
   if (end <= released_) return;
   ::madvise(static_cast<char*>(data_) + released_, end - released_, MADV_DONTNEED);
   released_ = end;

@@ -1,4 +1,7 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "importer/import.h"
 #include "tests/support/test_pki.h"
@@ -85,6 +88,23 @@ void CheckRefused(Fixture& fixture, const Result<ImportReport>& result, const By
   INFO(result.error().message);
   CHECK(result.error().message.find(words) != std::string::npos);
   CHECK(fixture.DataFile() == before);
+}
+
+// Pages of `path` in the page cache (mincore through a mapping, which faults nothing in). The file is
+// written back first: the kernel drops only clean pages.
+std::size_t CachedPages(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  ::fsync(fd);
+  const auto size = static_cast<std::size_t>(::lseek(fd, 0, SEEK_END));
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  REQUIRE(map != MAP_FAILED);
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  REQUIRE(::mincore(map, size, resident.data()) == 0);
+  ::munmap(map, size);
+  return static_cast<std::size_t>(std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; }));
 }
 
 }  // namespace
@@ -228,6 +248,28 @@ TEST_CASE("import: partitions are imported together, and each replaces only its 
   CHECK(f.Lookup(40).has_value());
   CHECK_FALSE(f.Lookup(30).has_value());
   CHECK(f.Lookup(50).has_value());
+}
+
+TEST_CASE("import: once an import commits, its CRL files leave the page cache, and a refused one's stay") {
+  Fixture f;
+  std::vector<RevokedSpec> even;
+  std::vector<RevokedSpec> odd;
+  for (std::uint64_t serial = 1; serial <= 2'000; ++serial) {
+    even.push_back(Entry(serial * 2));
+    odd.push_back(Entry(serial * 2 + 1));
+  }
+  const auto chiyoda = f.Write(Partition(1, "Chiyoda", even));
+  const auto minato = f.Write(Partition(1, "Minato", odd));
+  REQUIRE(CachedPages(chiyoda) > 0);  // just written: cached, so the check below can see a change
+  REQUIRE(CachedPages(minato) > 0);
+  const auto refused = f.Write(Partition(1, "Chiyoda", odd));  // a second CRL for Chiyoda in the same call
+  CHECK_FALSE(f.ImportPaths({chiyoda, refused}).has_value());
+  CHECK(CachedPages(chiyoda) > 0);
+  REQUIRE(f.ImportPaths({chiyoda, minato}).has_value());
+  CHECK(CachedPages(chiyoda) == 0);
+  CHECK(CachedPages(minato) == 0);
+  CHECK(f.Lookup(2).has_value());
+  CHECK(f.Lookup(3).has_value());
 }
 
 TEST_CASE("import: with the partition set pinned, a missing partition makes the coverage incomplete") {
