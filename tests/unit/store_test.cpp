@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include "store/store.h"
 #include "tests/support/test_pki.h"
 
@@ -495,6 +497,20 @@ void CheckOldEntry(const Store& store, MDB_txn* txn) {
   CHECK((*entry)->revocation_time == 0x6553f100);
 }
 
+// An older store is taken as it is by a reader, then opened for writing (which upgrades it): `check` gets the
+// store and a write transaction in which the old entry (issuer 1, serial 5) reads as written, and its
+// changes are committed.
+void OpenForWriting(const std::filesystem::path& directory, const std::function<void(Store&, WriteTxn&)>& check) {
+  CHECK(Store::Open(directory, {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value());
+  auto store = Store::Open(directory, {});
+  REQUIRE(store.has_value());
+  auto txn = store->BeginWrite();
+  REQUIRE(txn.has_value());
+  CheckOldEntry(*store, txn->get());
+  check(*store, *txn);
+  REQUIRE(txn->Commit().has_value());
+}
+
 // After the upgrade, read raw: the format version in meta, and the size of each entry record under `keys`.
 struct UpgradedStore {
   std::uint32_t version = 0;
@@ -537,24 +553,17 @@ TEST_CASE("store: a version-3 store is upgraded on a writable open: its entries 
     REQUIRE(Put(txn, entries, key, value).has_value());
     REQUIRE(mdb_txn_commit(txn) == 0);
   }
-  // A reader takes version 3 as it is.
-  { CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value()); }
-  {
-    auto store = Store::Open(dir.path(), {});
-    REQUIRE(store.has_value());
-    auto txn = store->BeginWrite();
-    CheckOldEntry(*store, txn->get());
-    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0);
-    auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
+  OpenForWriting(dir.path(), [](Store& store, WriteTxn& txn) {
+    CHECK(*store.GetEntryFingerprint(txn.get(), 1, Serial(5)) == 0);
+    auto merge = EntryMerge::Begin(store, txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
     CHECK_FALSE(*merge->SkipIfUnchanged(Serial(5), 77, 1));
     REQUIRE(merge->Add(Serial(5), RevokedEntry{0x6553f100, Reason::kSuperseded, std::nullopt, 1, false}, 77).has_value());
     auto counts = merge->Finish();
     REQUIRE(counts.has_value());
     CHECK(counts->unchanged == 1);  // the same status: not a change, though the record now has a fingerprint
     CHECK(counts->changed == 0);
-    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 77);
-    REQUIRE(txn->Commit().has_value());
-  }
+    CHECK(*store.GetEntryFingerprint(txn.get(), 1, Serial(5)) == 77);
+  });
   // The upgrade is recorded: this build's version from now on.
   CHECK(ReadUpgraded(dir.path(), {}).version == kFormatVersion);
 }
@@ -574,21 +583,14 @@ TEST_CASE("store: a version-4 store is upgraded in place, and its 64-bit fingerp
     REQUIRE(Put(txn, entries, key, value).has_value());
     REQUIRE(mdb_txn_commit(txn) == 0);
   }
-  // A reader takes version 4 as it is.
-  { CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value()); }
-  {
-    auto store = Store::Open(dir.path(), {});
-    REQUIRE(store.has_value());
-    auto txn = store->BeginWrite();
-    CheckOldEntry(*store, txn->get());
-    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0x99);  // the low 32 bits
-    auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
+  OpenForWriting(dir.path(), [&](Store& store, WriteTxn& txn) {
+    CHECK(*store.GetEntryFingerprint(txn.get(), 1, Serial(5)) == 0x99);  // the low 32 bits
+    auto merge = EntryMerge::Begin(store, txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
     CHECK(*merge->SkipIfUnchanged(Serial(5), fingerprint, 1));  // the same CRL entry as before the upgrade
     auto counts = merge->Finish();
     REQUIRE(counts.has_value());
     CHECK(counts->unchanged == 1);
-    REQUIRE(txn->Commit().has_value());
-  }
+  });
   const UpgradedStore upgraded = ReadUpgraded(dir.path(), {key});
   CHECK(upgraded.version == kFormatVersion);
   CHECK(upgraded.record_sizes == std::vector<std::size_t>{24});  // skipped, so not rewritten
@@ -610,15 +612,9 @@ TEST_CASE("store: a version-5 store is upgraded in place: its 20-octet entries r
                 .has_value());
     REQUIRE(mdb_txn_commit(txn) == 0);
   }
-  // A reader takes version 5 as it is.
-  { CHECK(Store::Open(dir.path(), {.map_size_bytes = std::size_t{1} << 30, .read_only = true}).has_value()); }
-  {
-    auto store = Store::Open(dir.path(), {});
-    REQUIRE(store.has_value());
-    auto txn = store->BeginWrite();
-    CheckOldEntry(*store, txn->get());
-    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(5)) == 0x99);
-    auto merge = EntryMerge::Begin(*store, *txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
+  OpenForWriting(dir.path(), [](Store& store, WriteTxn& txn) {
+    CHECK(*store.GetEntryFingerprint(txn.get(), 1, Serial(5)) == 0x99);
+    auto merge = EntryMerge::Begin(store, txn, 1, EntryMerge::Mode::kReplacePartitions, {false, true});
     CHECK(*merge->SkipIfUnchanged(Serial(5), 0x99, 1));  // the same CRL entry as before the upgrade
     CHECK_FALSE(*merge->SkipIfUnchanged(Serial(6), 0x97, 1));
     REQUIRE(merge->Add(Serial(6), RevokedEntry{0x6553f100, Reason::kKeyCompromise, std::nullopt, 1, false}, 0x97).has_value());
@@ -626,10 +622,9 @@ TEST_CASE("store: a version-5 store is upgraded in place: its 20-octet entries r
     REQUIRE(counts.has_value());
     CHECK(counts->unchanged == 1);
     CHECK(counts->changed == 1);
-    CHECK((*store->GetRevoked(txn->get(), 1, Serial(6)))->reason == Reason::kKeyCompromise);
-    CHECK(*store->GetEntryFingerprint(txn->get(), 1, Serial(6)) == 0x97);
-    REQUIRE(txn->Commit().has_value());
-  }
+    CHECK((*store.GetRevoked(txn.get(), 1, Serial(6)))->reason == Reason::kKeyCompromise);
+    CHECK(*store.GetEntryFingerprint(txn.get(), 1, Serial(6)) == 0x97);
+  });
   const UpgradedStore upgraded = ReadUpgraded(dir.path(), {kept_key, changed_key});
   CHECK(upgraded.version == kFormatVersion);
   // The unchanged entry was skipped, so not rewritten; the changed one is written in this format.
