@@ -26,6 +26,7 @@
 #include "common/mapped_file.h"
 #include "common/openssl.h"
 #include "common/text.h"
+#include "importer/page_cache_trail.h"
 
 namespace ocsp::importer {
 namespace {
@@ -98,6 +99,10 @@ struct PreparedFile {
   UniquePtr<EVP_MD_CTX> file_hash;
   std::size_t tbs_start = 0;
   std::size_t hashed = 0;  // bytes fed to both digests: a stopped Hasher leaves it for FinishHash to resume
+  // `hashed` as the walk on another thread sees it (PageCacheTrail), and the archive's count of the call's files
+  // it has read (none when not archiving).
+  std::unique_ptr<std::atomic<std::size_t>> hashed_so_far = std::make_unique<std::atomic<std::size_t>>(0);
+  const std::atomic<std::size_t>* archive_read = nullptr;
   // Written by whoever hashes (the Hasher's thread, or FinishHash), read after FinishHash returned.
   store::Sha256 sha256{};
   bool hash_done = false;
@@ -127,6 +132,18 @@ struct PreparedFile {
     if (mapped) mapped->Release(std::min(offset, der.size()));
   }
 
+  // The walk is done with everything before `walked` (`last`: with the whole file): what the hasher and the
+  // archive are done with too leaves the page cache (`descriptor`: the file's, -1 for none).
+  void LeaveCacheBehind(PageCacheTrail& trail, int descriptor, std::size_t walked, bool last = false) {
+    if (!mapped) return;  // a PEM file: its DER is decoded in memory
+    const bool archived = archive_read == nullptr || archive_read->load(std::memory_order_acquire) > index;
+    const std::size_t hashed_now = hashed_so_far->load(std::memory_order_acquire);
+    // The kernel keeps a page that is still mapped: the mapping lets the last ones go (the hasher leaves its
+    // partial last page mapped) once nobody reads the file any more.
+    if (last && archived && hashed_now >= der.size()) Advance(der.size());
+    trail.Follow(descriptor, walked, hashed_now, archived, last);
+  }
+
   // Feeds both digests with the whole file, a megabyte at a time while it is in cache, and hands the hashed
   // pages back (on the mapping directly: MappedFile::Release belongs to the walking thread). `stop` is
   // polled between chunks; false when stopped.
@@ -141,6 +158,7 @@ struct PreparedFile {
       if (signature && end > tbs_start) signature->HashUpTo(end - tbs_start);
       at = end;
       hashed = end;
+      hashed_so_far->store(end, std::memory_order_release);
       const std::size_t release_to = at / page * page;
       if (mapped && release_to > released) {
         ::madvise(const_cast<std::uint8_t*>(der.data()) + released, release_to - released, MADV_DONTNEED);
@@ -324,6 +342,24 @@ std::uint64_t SortKey(ByteView serial) {
   return key | (value & 0x00ffffffffffffffULL);
 }
 
+// Whether the process may hold `wanted` more files open (a walk reads each partition through a descriptor of
+// its own, or follows it with PageCacheTrail) and still have 256 to spare: a set of 1,900 files is above the usual soft limit of 1,024, and the
+// archive thread must still open every file. When not, the walks read through the mappings.
+bool DescriptorsToSpare(std::size_t wanted) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  if (limit.rlim_cur == RLIM_INFINITY) return true;
+  std::error_code error;
+  std::size_t open = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", error), end; !error && it != end; it.increment(error)) ++open;
+  if (error) return false;
+  return static_cast<rlim_t>(open + wanted + 256) <= limit.rlim_cur;
+}
+
+// How much of a CRL file its walk lets accumulate before the stretch behind every reader leaves the page
+// cache (PageCacheTrail): a 1,900-partition set's files of ~235 KB make about four calls each.
+constexpr std::size_t kTrailStep = std::size_t{64} << 10;
+
 // The entries of one file in serial order: straight from the file when it is sorted (the usual case), or
 // through a sorted index of entry offsets when it is not. Each entry is located and fingerprinted first and
 // decoded only on demand (Decode): a re-import decodes only the entries the store does not already hold.
@@ -331,14 +367,17 @@ class FileEntries {
  public:
   // `release_step`: how far the walk goes between two hand-backs of walked pages (see Advance).
   // `decode_early`: decode each entry as soon as it is located (nothing can be skipped: a first import).
+  // `follow`: the walked pages also leave the page cache behind the file's other readers (a descriptor each).
   FileEntries(PreparedFile& file, const store::EntryFingerprinter& fingerprint, std::size_t release_step,
-              bool decode_early)
+              bool decode_early, bool follow)
       : file_(&file),
         fingerprint_(&fingerprint),
         reader_(file.parser->Entries()),
         partition_no_(file.partition.partition_no),
         decode_early_(decode_early),
-        release_step_(release_step) {}
+        release_step_(release_step) {
+    if (follow && file.mapped) descriptor_ = FileDescriptor(::open(file.input.path.c_str(), O_RDONLY | O_CLOEXEC));
+  }
 
   Result<void> BuildSortedIndex() {
     file_->FinishHash();  // the walk will not be in file order: hash everything first
@@ -370,6 +409,7 @@ class FileEntries {
     if (!more) return std::unexpected(FileError(*file_, more.error()));
     if (!*more) {
       file_->Advance(reader_.offset());
+      file_->LeaveCacheBehind(trail_, descriptor_.get(), file_->der.size(), true);
       return false;
     }
     const ByteView previous = serial();  // still the previous entry's
@@ -387,6 +427,7 @@ class FileEntries {
     // resident until its end. Only up to the current entry, which waits in the merge until it is taken.
     if (raw.offset >= next_release_) {
       file_->Advance(raw.offset);
+      file_->LeaveCacheBehind(trail_, descriptor_.get(), raw.offset);
       next_release_ = raw.offset + release_step_;
     }
     return true;
@@ -461,6 +502,8 @@ class FileEntries {
   std::size_t next_ = 0;
   std::vector<IndexEntry> index_;
   CrlEntry entry_;  // only for entries that are decoded
+  FileDescriptor descriptor_;  // for trail_, when following
+  PageCacheTrail trail_{kTrailStep};
 };
 
 // No sort key is this large (a key is the serial's length, at most 20, over its first 7 octets).
@@ -539,8 +582,9 @@ Result<store::EntryMerge::Counts> MergeFiles(store::Store& store, store::WriteTx
   if (!merge) return std::unexpected(merge.error());
   std::vector<FileEntries> sources;
   sources.reserve(files.size());
+  const bool follow = DescriptorsToSpare(files.size());
   for (PreparedFile* file : files) {
-    sources.emplace_back(*file, store.fingerprinter(), ReleaseStep(files.size()), merge->holds_nothing());
+    sources.emplace_back(*file, store.fingerprinter(), ReleaseStep(files.size()), merge->holds_nothing(), follow);
     if (file->needs_sort) {
       if (auto built = sources.back().BuildSortedIndex(); !built) return std::unexpected(built.error());
     }
@@ -738,6 +782,11 @@ class SourceWalk {
       file_->Advance(offset);
       next_release_ = offset + release_step_;
     }
+    // Read with pread, the file is needed only beyond what the buffer holds.
+    if (descriptor_ && !left_behind_) {
+      file_->LeaveCacheBehind(trail_, descriptor_.get(), done_ ? file_->der.size() : window_offset_ + window_size_, done_);
+      left_behind_ = done_;
+    }
     return {};
   }
 
@@ -855,6 +904,8 @@ class SourceWalk {
   std::size_t window_size_ = 0;    // bytes of the file in buffer_
   std::size_t position_ = 0;       // the next entry's offset in buffer_
   std::size_t entries_end_ = 0;    // file offset where the entries end
+  PageCacheTrail trail_{kTrailStep};
+  bool left_behind_ = false;  // the trail's last call is made
 };
 
 // The upper bounds of a set's ranges: every `step`-th serial of its largest file (the "pilot"), located (not
@@ -1023,20 +1074,6 @@ class RangeWorker {
   std::atomic<bool> stop_{false};  // set under mutex_, so a waiting worker cannot miss it
   std::thread thread_;  // last: started once everything above exists
 };
-
-// Whether the process may hold `wanted` more files open (SourceWalk reads each partition through a descriptor
-// of its own) and still have 256 to spare: a set of 1,900 files is above the usual soft limit of 1,024, and the
-// archive thread must still open every file. When not, the walks read through the mappings.
-bool DescriptorsToSpare(std::size_t wanted) {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
-  if (limit.rlim_cur == RLIM_INFINITY) return true;
-  std::error_code error;
-  std::size_t open = 0;
-  for (std::filesystem::directory_iterator it("/proc/self/fd", error), end; !error && it != end; it.increment(error)) ++open;
-  if (error) return false;
-  return static_cast<rlim_t>(open + wanted + 256) <= limit.rlim_cur;
-}
 
 // Parse workers for a partition set. Two: on the 2-core appliance the writing thread, the hasher and the
 // archive copy share the cores with them, and with one worker the writing thread waited for it for 1.1-1.5 s
@@ -1401,6 +1438,8 @@ class BackgroundArchive {
   [[nodiscard]] std::size_t files_read() const {
     return thread_.joinable() ? files_read_.load(std::memory_order_acquire) : std::numeric_limits<std::size_t>::max();
   }
+  // The same count for other threads to watch; none when not archiving.
+  [[nodiscard]] const std::atomic<std::size_t>* read_progress() const { return thread_.joinable() ? &files_read_ : nullptr; }
 
   // After the commit: the files imported, in call order. When they are all the call's files the background
   // copy is renamed into place; otherwise it is dropped and the imported ones are archived here.
@@ -1544,6 +1583,7 @@ Result<ImportReport> Importer::Import(const X509* issuer_certificate, const std:
       auto file = Prepare(inputs[i], *identity, issuer_certificate, options_, now);
       if (!file) return refuse(file.error(), files);
       file->needs_sort = needs_sort[i];
+      file->archive_read = archive.read_progress();
       total_bytes += file->parser->header().entries.size();
       files.push_back(std::move(*file));
     }

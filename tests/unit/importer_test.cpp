@@ -3,7 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/file_descriptor.h"
 #include "importer/import.h"
+#include "importer/page_cache_trail.h"
 #include "tests/support/test_pki.h"
 
 using namespace ocsp;
@@ -270,6 +272,48 @@ TEST_CASE("import: once an import commits, its CRL files leave the page cache, a
   CHECK(CachedPages(minato) == 0);
   CHECK(f.Lookup(2).has_value());
   CHECK(f.Lookup(3).has_value());
+}
+
+TEST_CASE("page cache trail: a stretch leaves the cache once the walk, the hasher and the archive are past it") {
+  TempDir dir;
+  const auto path = dir.path() / "crl.der";
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  constexpr std::size_t kSize = std::size_t{1} << 20;
+  {
+    // Page by page: the page cache then holds the file in single pages, and the checks below can count them
+    // (a file written or read in large chunks is cached in folios the kernel drops only whole).
+    const FileDescriptor out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    REQUIRE(out);
+    const Bytes chunk(page, 0x30);
+    for (std::size_t at = 0; at < kSize; at += page) REQUIRE(::write(out.get(), chunk.data(), page) == static_cast<ssize_t>(page));
+  }
+  const std::size_t pages = kSize / page;
+  REQUIRE(CachedPages(path) == pages);  // written back (CachedPages syncs), so every page can be dropped
+  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(file);
+  const int fd = file.get();
+  PageCacheTrail trail(256 * 1024);
+
+  trail.Follow(fd, 100 * 1024, kSize, true);  // less than a step walked: no call yet
+  CHECK(trail.dropped() == 0);
+  trail.Follow(fd, kSize, kSize, false, true);  // the archive has not read the file
+  CHECK(trail.dropped() == 0);
+  CHECK(CachedPages(path) == pages);
+
+  trail.Follow(fd, 600 * 1024, 300 * 1024 + 100, true);  // the hasher is behind the walk: up to its last whole page
+  CHECK(trail.dropped() == 300 * 1024);
+  CHECK(CachedPages(path) == pages - 300 * 1024 / page);
+
+  trail.Follow(fd, 500 * 1024, kSize, true);  // past the hasher again, but less than a step further
+  CHECK(trail.dropped() == 300 * 1024);
+
+  trail.Follow(fd, kSize, 900 * 1024, true, true);  // the walk is done, the hasher not yet: up to the hasher
+  CHECK(trail.dropped() == 900 * 1024);
+  CHECK(CachedPages(path) == pages - 900 * 1024 / page);
+
+  trail.Follow(fd, kSize, kSize, true, true);  // everyone is done: the whole file
+  CHECK(trail.dropped() == kSize);
+  CHECK(CachedPages(path) == 0);
 }
 
 TEST_CASE("import: with the partition set pinned, a missing partition makes the coverage incomplete") {
