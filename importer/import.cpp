@@ -1169,14 +1169,13 @@ Result<store::EntryMerge::Counts> MergeFilesInRanges(store::Store& store, store:
 }
 
 // Once an import has parsed and hashed its CRL files, and the archive has read them, nothing reads them again:
-// their pages leave the page cache before the commit, which then takes pages the kernel has just freed for the
-// store's file instead of fresh ones. On this VM that made the commit's copy of a 10M set's 310 MB of dirty
-// pages into the page cache 0.09 s instead of 0.51 s (perf, one run each in the same sequence), and the set
-// 2.47-3.29 s (once 3.97) instead of 3.29-3.97 s (13 alternating runs each, in either order; the single file
-// did not move: 2.80-3.32 s against 2.71-3.37 s; bench/README.md). Inside bench/crl-import.sh the set's commit
-// copy still took 0.38-0.75 s. On the appliance the store, not the day's CRLs, is what the responder wants in
-// memory. The kernel keeps pages still mapped, so the mappings let go first (the walks and the hasher are
-// done with them; a walk kept its last stretch, the set's pilot all of it).
+// what the walks' PageCacheTrail has not let go yet (a file the hasher or the archive was still reading, a
+// walk through the mappings for want of descriptors, the last folio a trail cut) leaves the page cache before
+// the commit, which then takes pages the kernel has just freed for the store's file. Before the trail, this
+// alone made the commit's copy of a 10M set's 310 MB of dirty pages 0.09 s instead of 0.51 s (perf, one run
+// each) and the set 2.47-3.29 s instead of 3.29-3.97 s (13 alternating runs; bench/README.md). On the
+// appliance the store, not the day's CRLs, is what the responder wants in memory. The kernel keeps pages still
+// mapped, so the mappings let go first (the walks and the hasher are done with them).
 void LeavePageCache(std::vector<PreparedFile>& files, std::size_t archived) {
   for (std::size_t i = 0; i < files.size() && i < archived; ++i) {
     if (!files[i].hash_done) continue;  // its hasher may still need it
