@@ -252,7 +252,7 @@ TEST_CASE("import: partitions are imported together, and each replaces only its 
   CHECK(f.Lookup(50).has_value());
 }
 
-TEST_CASE("import: once an import commits, its CRL files leave the page cache, and a refused one's stay") {
+TEST_CASE("import: once an import commits, its CRL files leave the page cache, and one refused before its walk stays") {
   Fixture f;
   std::vector<RevokedSpec> even;
   std::vector<RevokedSpec> odd;
