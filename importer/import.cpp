@@ -158,12 +158,13 @@ struct PreparedFile {
       if (signature && end > tbs_start) signature->HashUpTo(end - tbs_start);
       at = end;
       hashed = end;
-      hashed_so_far->store(end, std::memory_order_release);
       const std::size_t release_to = at / page * page;
       if (mapped && release_to > released) {
         ::madvise(const_cast<std::uint8_t*>(der.data()) + released, release_to - released, MADV_DONTNEED);
         released = release_to;
       }
+      // After the madvise: the kernel would keep the pages this thread still maps.
+      hashed_so_far->store(end, std::memory_order_release);
     }
     unsigned int length = 0;
     EVP_DigestFinal_ex(file_hash.get(), sha256.data(), &length);
@@ -343,8 +344,9 @@ std::uint64_t SortKey(ByteView serial) {
 }
 
 // Whether the process may hold `wanted` more files open (a walk reads each partition through a descriptor of
-// its own, or follows it with PageCacheTrail) and still have 256 to spare: a set of 1,900 files is above the usual soft limit of 1,024, and the
-// archive thread must still open every file. When not, the walks read through the mappings.
+// its own, or follows it with PageCacheTrail) and still have 256 to spare: a set of 1,900 files is above the
+// usual soft limit of 1,024, and the archive thread must still open every file. When not, the walks read
+// through the mappings.
 bool DescriptorsToSpare(std::size_t wanted) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
