@@ -86,6 +86,12 @@ class DigestBoard {
   bool closed_ = false;
 };
 
+// Advice that the file's pages leave the page cache (pages still mapped stay): failure changes nothing.
+void DropFromPageCache(const std::filesystem::path& path) {
+  FileDescriptor descriptor(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (descriptor) ::posix_fadvise(descriptor.get(), 0, 0, POSIX_FADV_DONTNEED);
+}
+
 // One CRL file, mapped, parsed around its entries. Its two digests (the file's SHA-256 for the history, the
 // signature's over tbsCertList) are computed by a Hasher on a second thread while the entries are walked, or
 // here on first need when there is none.
@@ -99,9 +105,11 @@ struct PreparedFile {
   UniquePtr<EVP_MD_CTX> file_hash;
   std::size_t tbs_start = 0;
   std::size_t hashed = 0;  // bytes fed to both digests: a stopped Hasher leaves it for FinishHash to resume
-  // `hashed` as the walk on another thread sees it (PageCacheTrail), and the archive's count of the call's files
-  // it has read (none when not archiving).
+  // `hashed` as the walk on another thread sees it (PageCacheTrail), whether the walk is done with the file,
+  // and the archive's count of the call's files it has read (none when not archiving). Of the walk and the
+  // hasher, whichever finishes the file last drops it from the page cache (seq_cst: one of them sees the other).
   std::unique_ptr<std::atomic<std::size_t>> hashed_so_far = std::make_unique<std::atomic<std::size_t>>(0);
+  std::unique_ptr<std::atomic<bool>> walked_whole = std::make_unique<std::atomic<bool>>(false);
   const std::atomic<std::size_t>* archive_read = nullptr;
   // Written by whoever hashes (the Hasher's thread, or FinishHash), read after FinishHash returned.
   store::Sha256 sha256{};
@@ -132,12 +140,18 @@ struct PreparedFile {
     if (mapped) mapped->Release(std::min(offset, der.size()));
   }
 
+  // Whether the archive has read the file (or does not read it).
+  [[nodiscard]] bool Archived() const {
+    return archive_read == nullptr || archive_read->load(std::memory_order_acquire) > index;
+  }
+
   // The walk is done with everything before `walked` (`last`: with the whole file): what the hasher and the
   // archive are done with too leaves the page cache (`descriptor`: the file's, -1 for none).
   void LeaveCacheBehind(PageCacheTrail& trail, int descriptor, std::size_t walked, bool last = false) {
     if (!mapped) return;  // a PEM file: its DER is decoded in memory
-    const bool archived = archive_read == nullptr || archive_read->load(std::memory_order_acquire) > index;
-    const std::size_t hashed_now = hashed_so_far->load(std::memory_order_acquire);
+    if (last) walked_whole->store(true);
+    const bool archived = Archived();
+    const std::size_t hashed_now = hashed_so_far->load();
     // The kernel keeps a page that is still mapped: the mapping lets the last ones go (the hasher leaves its
     // partial last page mapped) once nobody reads the file any more.
     if (last && archived && hashed_now >= der.size()) Advance(der.size());
@@ -164,7 +178,12 @@ struct PreparedFile {
         released = release_to;
       }
       // After the madvise: the kernel would keep the pages this thread still maps.
-      hashed_so_far->store(end, std::memory_order_release);
+      hashed_so_far->store(end);
+    }
+    // The walk finished the file first: the hasher is its last reader (but for an archive still behind).
+    if (mapped && walked_whole->load() && Archived()) {
+      ::madvise(const_cast<std::uint8_t*>(der.data()) + released, der.size() - released, MADV_DONTNEED);
+      DropFromPageCache(input.path);
     }
     unsigned int length = 0;
     EVP_DigestFinal_ex(file_hash.get(), sha256.data(), &length);
@@ -1182,8 +1201,7 @@ void LeavePageCache(std::vector<PreparedFile>& files, std::size_t archived) {
   for (std::size_t i = 0; i < files.size() && i < archived; ++i) {
     if (!files[i].hash_done) continue;  // its hasher may still need it
     files[i].Advance(files[i].der.size());
-    FileDescriptor descriptor(::open(files[i].input.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (descriptor) ::posix_fadvise(descriptor.get(), 0, 0, POSIX_FADV_DONTNEED);  // advice: failure changes nothing
+    DropFromPageCache(files[i].input.path);
   }
 }
 

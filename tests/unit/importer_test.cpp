@@ -3,6 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "common/file_descriptor.h"
 #include "importer/import.h"
 #include "importer/page_cache_trail.h"
@@ -272,6 +275,35 @@ TEST_CASE("import: once an import commits, its CRL files leave the page cache, a
   CHECK(CachedPages(minato) == 0);
   CHECK(f.Lookup(2).has_value());
   CHECK(f.Lookup(3).has_value());
+}
+
+TEST_CASE("import: a partition set's files leave the page cache while they are walked, before the commit") {
+  Fixture f;
+  f.options.parallel_range_entries = 500;  // several ranges, walked on worker threads
+  std::vector<RevokedSpec> even;
+  std::vector<RevokedSpec> odd;
+  for (std::uint64_t serial = 1; serial <= 3'000; ++serial) {
+    even.push_back(Entry(serial * 2));
+    odd.push_back(Entry(serial * 2 + 1));
+  }
+  const std::vector<std::filesystem::path> paths{f.Write(Partition(1, "Chiyoda", even)), f.Write(Partition(1, "Minato", odd))};
+  for (const auto& path : paths) REQUIRE(CachedPages(path) > 0);  // synced, so that they can leave
+  std::vector<ImportInput> inputs;
+  for (const auto& path : paths) inputs.push_back({path, path.filename().string()});
+  // Once the writing thread has the last range, every walk is done; the hasher may still be finishing a file,
+  // and then it drops the file itself. Nothing has committed yet.
+  bool left_before_commit = false;
+  auto progress = [&](std::uint64_t done, std::uint64_t total) {
+    if (done < total || left_before_commit) return;
+    for (int tries = 0; tries < 1000 && !left_before_commit; ++tries) {
+      left_before_commit = CachedPages(paths[0]) == 0 && CachedPages(paths[1]) == 0;
+      if (!left_before_commit) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  REQUIRE(Importer(f.store, f.store_directory, f.clock, f.options).Import(f.ca.certificate.get(), inputs, progress));
+  CHECK(left_before_commit);
+  CHECK(f.Lookup(6'000).has_value());
+  CHECK(f.Lookup(6'001).has_value());
 }
 
 TEST_CASE("page cache trail: a stretch leaves the cache once the walk, the hasher and the archive are past it") {
