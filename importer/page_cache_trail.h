@@ -4,8 +4,10 @@
 // is still walking it. An import reads each file three times: the hasher (both digests, in order), the
 // archive (the whole file, in call order) and the walk that parses the entries, usually last. Once all three
 // are past a stretch, nothing reads it again: the stretch leaves the cache (posix_fadvise DONTNEED), and the
-// pages the kernel frees are the ones it hands out next, to the import's own heap and then to the store's
-// file at the commit, instead of pages the host of a virtual machine may have taken back. At 10M entries, five
+// pages the kernel frees are the ones it hands out next, to the import's own heap (and, for what leaves last,
+// to the store's file at the commit), instead of pages the host of a virtual machine may have taken back. A
+// set's small files leave during the walk, so its commit does not get them (bench/README.md, "Where the
+// set's lead goes"). At 10M entries, five
 // alternating runs each: the single file took 2.91-3.45 s instead of 3.30-3.87 s and the 1,900-partition set
 // 2.77-3.33 s instead of 3.14-3.46 s (its system time 0.89-1.25 s instead of 1.49-1.90 s); bench/README.md.
 //
