@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "store/store.h"
@@ -48,6 +49,39 @@ struct Fixture {
 };
 
 }  // namespace
+
+TEST_CASE("store: SerialLess orders serials of every size as numbers, one differing octet at a time") {
+  // The reference: shorter minimal magnitudes are smaller, equal sizes compare octet by octet.
+  auto reference = [](const Bytes& a, const Bytes& b) {
+    if (a.size() != b.size()) return a.size() < b.size();
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
+  };
+  std::uint32_t state = 12345;
+  auto next_octet = [&] {
+    state = state * 1103515245u + 12345u;
+    return static_cast<std::uint8_t>(state >> 16);
+  };
+  int compared = 0;
+  for (std::size_t size = 1; size <= 20; ++size) {
+    for (int round = 0; round < 50; ++round) {
+      Bytes a(size);
+      for (auto& octet : a) octet = next_octet();
+      a[0] |= 1;  // minimal: no leading zero octet
+      // b differs from a in one octet (every position in turn, the words' overlap included), or is equal.
+      for (std::size_t at = 0; at <= size; ++at) {
+        Bytes b = a;
+        if (at < size) b[at] = static_cast<std::uint8_t>(b[at] + 1 + next_octet() % 255);
+        if (b[0] == 0) b[0] = 1;
+        CHECK(SerialLess(a, b) == reference(a, b));
+        CHECK(SerialLess(b, a) == reference(b, a));
+        compared += 2;
+      }
+    }
+  }
+  CHECK_FALSE(SerialLess(Bytes{0x01, 0x00}, Bytes{0xff}));  // the longer is larger
+  CHECK(SerialLess(Bytes{0xff}, Bytes{0x01, 0x00}));
+  CHECK(compared > 20'000);
+}
 
 TEST_CASE("store: a new store records its format version and reopens read-only") {
   TempDir dir;
