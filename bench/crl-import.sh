@@ -200,6 +200,7 @@ if [[ -e $REPORTING_ORDER ]]; then
     # /proc/buddyinfo has a column per block order: an order past the last one leaves nothing to report. A
     # kernel that takes no order past the largest (upstream clamps it) still reports only its largest blocks.
     orders=$(awk '/zone/ { n = NF - 4 } END { print n }' /proc/buddyinfo)
+    # shellcheck disable=SC2317  # called by the EXIT trap
     restore_reporting() { echo "$REPORTING_BEFORE" >"$REPORTING_ORDER" 2>/dev/null || say "could not restore $REPORTING_ORDER to $REPORTING_BEFORE"; }
     if [[ -w $REPORTING_ORDER ]] &&
        { { echo "$orders" >"$REPORTING_ORDER"; } 2>/dev/null || { echo "$((orders - 1))" >"$REPORTING_ORDER"; } 2>/dev/null; }; then
