@@ -209,7 +209,7 @@ if [[ -e $REPORTING_ORDER ]]; then
       trap 'exit 143' TERM
       REPORTING_STATE="paused while timing (page_reporting_order $REPORTING_BEFORE -> $(cat "$REPORTING_ORDER"), restored at the end)"
     else
-      REPORTING_STATE="left on (page_reporting_order $REPORTING_BEFORE: cannot change it without root)"
+      REPORTING_STATE="left on (page_reporting_order $REPORTING_BEFORE: could not change it; that needs root)"
     fi
   fi
   say "free page reporting: $REPORTING_STATE"
