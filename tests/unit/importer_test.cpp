@@ -433,7 +433,8 @@ TEST_CASE("import: a certificateHold that disappears stays revoked and is report
 TEST_CASE("import: an ARL revoking the CA certificate for compromise marks the CA's key compromised") {
   Fixture f;
   REQUIRE(f.Import(Numbered(1, {Entry(100)})));
-  CrlOptions arl = Numbered(1, {{Serial(1), f.clock.Now() - 600, 2, f.clock.Now() - 7200}});  // the CA's own serial
+  const UnixSeconds now = f.clock.Now();  // read once: the real clock may tick before the check
+  CrlOptions arl = Numbered(1, {{Serial(1), now - 600, 2, now - 7200}});  // the CA's own serial
   DistributionPointSpec point;
   point.uri = "http://crl.test/arl.crl";
   point.only_ca_certs = true;
@@ -443,7 +444,7 @@ TEST_CASE("import: an ARL revoking the CA certificate for compromise marks the C
   CHECK(report->files[0].kind == CrlKind::kAuthorityRevocationList);
   const auto state = f.State();
   REQUIRE(state.compromised_since.has_value());
-  CHECK(*state.compromised_since == f.clock.Now() - 7200);
+  CHECK(*state.compromised_since == now - 7200);
   CHECK(state.coverage.partitions_held == 1);  // the ARL does not count for end-entity coverage
 }
 
